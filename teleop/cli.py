@@ -1,0 +1,170 @@
+"""The ``teleop`` command: record, inspect, replay.
+
+Every user-facing problem is a ToolkitError/DeviceError: printed as one line
+``error: ...`` on stderr with a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from devices.base import DeviceError
+from teleop.errors import ToolkitError
+
+EXIT_ERROR = 2
+EXIT_FAILED_CHECK = 1
+
+
+def _default_out(task: str) -> str:
+    return str(Path("recordings") / f"{task}_{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def _cameras(text: str | None) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip()) if text else ()
+
+
+# --------------------------------------------------------------------- record
+def cmd_record(args) -> int:
+    from teleop.env import check_task
+
+    check_task(args.task)
+    out = args.out or _default_out(args.task)
+    if args.device == "scripted":
+        from devices.scripted import ScriptedExpert
+        from teleop.collect import record_headless
+
+        started = time.perf_counter()
+        written = record_headless(
+            ScriptedExpert(args.task), task=args.task, episodes=args.episodes, out=out, seed=args.seed,
+            spawn=args.spawn, cameras=_cameras(args.cameras), image_size=args.image_size,
+            keep_failures=args.keep_failures, hold_steps=args.hold_steps, max_steps=args.max_steps,
+            operator=args.operator, session=args.session, progress=not args.quiet)
+        print(f"recorded {len(written)} episodes of {args.task} in {time.perf_counter() - started:.1f} s -> {out}")
+        _warn_if_degenerate(out)
+        return 0
+    raise ToolkitError(f"device {args.device!r} is not available in this build: use --device scripted")
+
+
+def _warn_if_degenerate(out) -> None:
+    from teleop.inspect import summarize
+
+    for diversity in summarize([out]).diversity.values():
+        warning = diversity.warning()
+        if warning:
+            print(f"WARNING: {warning}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------- inspect
+def cmd_inspect(args) -> int:
+    from teleop.inspect import format_report, plot_spawns, summarize
+
+    summary = summarize(args.folders)
+    print(format_report(summary))
+    if summary.diversity and not args.no_plot:
+        target = Path(args.plot) if args.plot else Path(args.folders[0]) / "spawn_coverage.png"
+        try:
+            plot_spawns(summary, target)
+            print(f"spawn plot: {target}")
+        except OSError as error:
+            print(f"warning: could not write the spawn plot {target}: {error.strerror or error}", file=sys.stderr)
+    if not summary.episodes:
+        raise ToolkitError(f"no readable episodes in {', '.join(args.folders)}")
+    return EXIT_FAILED_CHECK if summary.problems else 0
+
+
+# --------------------------------------------------------------------- replay
+def cmd_replay(args) -> int:
+    from teleop.episode import episode_files
+    from teleop.replay import replay
+
+    paths = []
+    for item in args.files:
+        p = Path(item)
+        paths.extend(episode_files(p) if p.is_dir() else [p])
+    if args.video and len(paths) != 1:
+        raise ToolkitError("--video takes a single episode file")
+    failed = 0
+    for path in paths:
+        report = replay(path, video=args.video, camera=args.camera, video_size=args.video_size)
+        if args.verify:
+            verdict = "exact" if report.exact else f"DIVERGES from step {report.first_divergent_step}"
+            print(f"{path}: {report.steps} steps, success {report.success}, max |obs diff| "
+                  f"{report.max_state_diff:.3g}, max |sim state diff| {report.max_sim_state_diff:.3g}, "
+                  f"max |reward diff| {report.max_reward_diff:.3g}: {verdict}")
+            failed += not report.exact
+        else:
+            print(f"{path}: replayed {report.steps} steps, success {report.success}")
+    if args.video:
+        print(f"video: {args.video}")
+    if args.verify and len(paths) > 1:
+        print(f"{len(paths) - failed} of {len(paths)} episodes replay exactly")
+    return EXIT_FAILED_CHECK if failed else 0
+
+
+def cmd_tasks(args) -> int:
+    from teleop.env import task_names
+
+    print("\n".join(task_names()))
+    return 0
+
+
+# --------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="teleop", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rec = sub.add_parser("record", help="record demonstrations to HDF5 episode files")
+    rec.add_argument("--device", default="scripted", help="input device: scripted")
+    rec.add_argument("--task", default="pick-place-v3", help="MetaWorld v3 task name (see `teleop tasks`)")
+    rec.add_argument("--episodes", type=int, default=10, help="episodes to keep")
+    rec.add_argument("--out", help="output folder (default recordings/<task>_<time>)")
+    rec.add_argument("--seed", type=int, default=0, help="base seed: episode i gets spawn seed SEED+i")
+    rec.add_argument("--spawn", choices=("random", "stratified", "fixed"), default="stratified",
+                     help="how spawns are drawn: independent uniform, evenly covering the spawn box, "
+                          "or (experiments only) every episode from one spawn")
+    rec.add_argument("--cameras", help="comma-separated cameras to record images from, e.g. corner2,gripperPOV")
+    rec.add_argument("--image-size", type=int, default=128, help="recorded image side in pixels")
+    rec.add_argument("--keep-failures", action="store_true", help="keep failed episodes (marked success=False)")
+    rec.add_argument("--hold-steps", type=int, default=10, help="steps recorded after the first success")
+    rec.add_argument("--max-steps", type=int, default=500, help="step limit per episode (MetaWorld's horizon is 500)")
+    rec.add_argument("--operator", default="", help="operator name stored in each episode")
+    rec.add_argument("--session", default="", help="session name stored in each episode")
+    rec.add_argument("--quiet", action="store_true", help="no progress bar")
+    rec.set_defaults(func=cmd_record)
+
+    ins = sub.add_parser("inspect", help="list episodes and report spawn diversity")
+    ins.add_argument("folders", nargs="+", help="episode folder(s)")
+    ins.add_argument("--plot", help="where to write the spawn PNG (default FOLDER/spawn_coverage.png)")
+    ins.add_argument("--no-plot", action="store_true", help="do not write the PNG")
+    ins.set_defaults(func=cmd_inspect)
+
+    rep = sub.add_parser("replay", help="re-run recorded actions; --verify checks every step")
+    rep.add_argument("files", nargs="+", help="episode file(s) or folder(s)")
+    rep.add_argument("--verify", action="store_true", help="compare each step with the file (must be exact)")
+    rep.add_argument("--video", help="write an H.264 mp4 of the replay")
+    rep.add_argument("--camera", default="corner2", help="camera for --video")
+    rep.add_argument("--video-size", type=int, default=480, help="video side in pixels")
+    rep.set_defaults(func=cmd_replay)
+
+    tasks = sub.add_parser("tasks", help="list the MetaWorld v3 task names")
+    tasks.set_defaults(func=cmd_tasks)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ToolkitError, DeviceError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted: every episode finished before now is on disk", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""``teleop inspect``: what a folder of episodes holds, and how varied its spawns are."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from teleop.episode import scan_folder
+from teleop.errors import ToolkitError
+from teleop.spawn import SpawnDiversity, spawn_diversity
+
+
+@dataclass
+class DatasetSummary:
+    folders: list[Path]
+    episodes: list[dict]  # attrs of each readable episode (with "path")
+    problems: list[str]  # one line per unreadable file
+    tasks: Counter = field(default_factory=Counter)
+    diversity: dict = field(default_factory=dict)  # task -> SpawnDiversity
+
+
+def summarize(folders) -> DatasetSummary:
+    folders = [Path(f) for f in ([folders] if isinstance(folders, (str, Path)) else folders)]
+    episodes, problems = scan_folder(folders)
+    summary = DatasetSummary(folders, episodes, problems, Counter(e["task"] for e in episodes))
+    for task in summary.tasks:
+        eps = [e for e in episodes if e["task"] == task]
+        low, high = spawn_box_of(eps)
+        summary.diversity[task] = spawn_diversity([e["object_init_pos"] for e in eps],
+                                                  [e["rand_vec"] for e in eps], low, high)
+    return summary
+
+
+def spawn_box_of(episodes: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    first = episodes[0]
+    if "spawn_low" in first and "spawn_high" in first:
+        return np.asarray(first["spawn_low"]), np.asarray(first["spawn_high"])
+    from teleop.env import spawn_box
+
+    return spawn_box(first["task"])
+
+
+def format_report(summary: DatasetSummary, *, max_rows: int = 200) -> str:
+    lines = []
+    if summary.episodes:
+        lines.append(f"{'episode':<22} {'task':<24} {'seed':>8} {'ok':>3} {'steps':>5}  "
+                     f"{'operator':<10} object spawn (x, y, z)")
+        for e in summary.episodes[:max_rows]:
+            x, y, z = np.asarray(e["object_init_pos"], dtype=float)
+            lines.append(f"{Path(e['path']).name:<22} {e['task']:<24} {int(e['seed']):>8} "
+                         f"{'yes' if e['success'] else 'no':>3} {int(e['num_steps']):>5}  "
+                         f"{str(e.get('operator') or '-'):<10} ({x:+.4f}, {y:+.4f}, {z:+.4f})")
+        if len(summary.episodes) > max_rows:
+            lines.append(f"... {len(summary.episodes) - max_rows} more")
+    lines.append("")
+    for task, diversity in summary.diversity.items():
+        eps = [e for e in summary.episodes if e["task"] == task]
+        successes = sum(bool(e["success"]) for e in eps)
+        steps = np.array([int(e["num_steps"]) for e in eps])
+        lines.append(f"{task}: {len(eps)} episodes, {successes} successful, "
+                     f"{int(steps.sum())} steps (median {int(np.median(steps))} per episode)")
+        operators = Counter(str(e.get("operator") or "-") for e in eps)
+        if len(operators) > 1 or "-" not in operators:
+            for operator, count in sorted(operators.items()):
+                ok = sum(bool(e["success"]) for e in eps if str(e.get("operator") or "-") == operator)
+                lines.append(f"  operator {operator}: {count} episodes, {ok} successful")
+        lines.extend("  " + line for line in format_diversity(diversity))
+    if summary.problems:
+        lines.append("")
+        lines.append(f"{len(summary.problems)} unreadable file(s), skipped:")
+        lines.extend("  " + p for p in summary.problems)
+    return "\n".join(lines)
+
+
+def format_diversity(d: SpawnDiversity) -> list[str]:
+    lines = ["spawn diversity (initial object position, metres):"]
+    for axis, lo, hi, sd in zip("xyz", d.minimum, d.maximum, d.std):
+        lines.append(f"  {axis}: min {lo:+.4f}  max {hi:+.4f}  std {sd:.2e}")
+    lines.append(f"  distinct spawns: {d.distinct} of {d.episodes}")
+    lines.append(f"  spawn box covered: {d.coverage:.0%} of a {d.grid}-per-axis grid, "
+                 f"bounding box spans {d.extent:.0%} of the box")
+    warning = d.warning()
+    if warning:
+        bar = "!" * 78
+        lines += [bar, "WARNING: " + warning, bar]
+    return lines
+
+
+def plot_spawns(summary: DatasetSummary, out: str | Path) -> Path:
+    """PNG scatter of each task's object spawns over its spawn box (x, y)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    tasks = list(summary.diversity)
+    if not tasks:
+        raise ToolkitError("no readable episodes to plot")
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        eps = [e for e in summary.episodes if e["task"] == task]
+        low, high = spawn_box_of(eps)
+        vec = np.array([np.asarray(e["rand_vec"], dtype=float)[:3] for e in eps])
+        ok = np.array([bool(e["success"]) for e in eps])
+        ax.add_patch(Rectangle((low[0], low[1]), max(high[0] - low[0], 1e-3), max(high[1] - low[1], 1e-3),
+                               fill=False, ls="--", color="gray", label="spawn box"))
+        ax.scatter(vec[ok, 0], vec[ok, 1], s=18, c="tab:blue", label="successful")
+        if (~ok).any():
+            ax.scatter(vec[~ok, 0], vec[~ok, 1], s=18, c="tab:red", marker="x", label="failed")
+        d = summary.diversity[task]
+        ax.set_title(f"{task}: {d.distinct} distinct of {d.episodes}, coverage {d.coverage:.0%}", fontsize=9)
+        ax.set_xlabel("object x (m)")
+        ax.set_ylabel("object y (m)")
+        pad = 0.02
+        ax.set_xlim(low[0] - pad, high[0] + pad)
+        ax.set_ylim(low[1] - pad, high[1] + pad)
+        ax.set_aspect("equal")
+        ax.legend(fontsize=7, loc="upper right")
+        if d.degenerate:
+            ax.text(0.5, 0.5, "ALL EPISODES FROM ONE SPAWN", transform=ax.transAxes, ha="center",
+                    color="red", fontsize=10, weight="bold")
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

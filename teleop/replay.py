@@ -1,0 +1,79 @@
+"""Re-run an episode's recorded actions from its recorded spawn, and check it step by step.
+
+Freezing the recorded ``rand_vec`` and resetting rebuilds the initial state
+bit for bit (MetaWorld's reset is deterministic given the vector), and MuJoCo
+is deterministic on the same machine and build, so every observation, reward
+and MuJoCo state must match the file exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from teleop.env import MAX_STEPS, TaskEnv
+from teleop.episode import read_episode
+
+
+@dataclass
+class ReplayReport:
+    path: Path
+    steps: int
+    max_state_diff: float  # largest |observation - recorded| over every step
+    max_sim_state_diff: float
+    max_reward_diff: float
+    success_mismatches: int
+    first_divergent_step: int | None
+    success: bool
+
+    @property
+    def exact(self) -> bool:
+        return (self.max_state_diff == 0.0 and self.max_sim_state_diff == 0.0
+                and self.max_reward_diff == 0.0 and self.success_mismatches == 0)
+
+
+def replay(path: str | Path, *, video: str | Path | None = None, camera: str = "corner2",
+           video_size: int = 480) -> ReplayReport:
+    episode = read_episode(path)
+    env = TaskEnv(episode.task, max_steps=MAX_STEPS)
+    writer = None
+    try:
+        if video is not None:
+            from teleop.video import VideoWriter
+
+            env.check_camera(camera)
+            writer = VideoWriter(video, fps=30.0)
+        obs = env.reset(rand_vec=episode.rand_vec)
+        state_diff = sim_diff = reward_diff = 0.0
+        mismatches = 0
+        first_divergent = None
+        sim_state = np.empty(env.state_size)
+        success = False
+        # 80 Hz control shown at 30 frames/s: keep every frame whose time crosses a video frame.
+        frame_every = 80.0 / 30.0
+        next_frame = 0.0
+        for t in range(episode.num_steps):
+            d_state = float(np.max(np.abs(obs - episode.state[t])))
+            d_sim = float(np.max(np.abs(env.sim_state(out=sim_state) - episode.sim_state[t])))
+            if writer is not None and t >= next_frame:
+                writer.append(env.render(camera, video_size))
+                next_frame += frame_every
+            obs, reward, step_success, _, _ = env.step(episode.action[t])
+            d_reward = abs(reward - float(episode.reward[t]))
+            mismatch = bool(step_success) != bool(episode.success[t])
+            if first_divergent is None and (d_state or d_sim or d_reward or mismatch):
+                first_divergent = t
+            state_diff, sim_diff = max(state_diff, d_state), max(sim_diff, d_sim)
+            reward_diff = max(reward_diff, d_reward)
+            mismatches += mismatch
+            success = success or step_success
+        if writer is not None:
+            writer.append(env.render(camera, video_size))
+    finally:
+        if writer is not None:
+            writer.close()
+        env.close()
+    return ReplayReport(Path(path), episode.num_steps, state_diff, sim_diff, reward_diff, mismatches,
+                        first_divergent, success)

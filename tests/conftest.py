@@ -1,0 +1,37 @@
+import os
+import sys
+from pathlib import Path
+
+# Headless everything, before any test imports mujoco or pygame.
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def pick_place_demos(tmp_path_factory):
+    """Six scripted pick-place-v3 episodes, recorded once per test session."""
+    from devices.scripted import ScriptedExpert
+    from teleop.collect import record_headless
+
+    out = tmp_path_factory.mktemp("pick_place")
+    record_headless(ScriptedExpert("pick-place-v3"), task="pick-place-v3", episodes=6, out=out, seed=100,
+                    progress=False)
+    return out
+
+
+def run_cli(*args, cwd=None, timeout=300, env=None):
+    """Run a console command of this project in a subprocess; returns CompletedProcess."""
+    import subprocess
+
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd or ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
