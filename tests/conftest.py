@@ -25,13 +25,3 @@ def pick_place_demos(tmp_path_factory):
     record_headless(ScriptedExpert("pick-place-v3"), task="pick-place-v3", episodes=6, out=out, seed=100,
                     progress=False)
     return out
-
-
-def run_cli(*args, cwd=None, timeout=300, env=None):
-    """Run a console command of this project in a subprocess; returns CompletedProcess."""
-    import subprocess
-
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", *args], cwd=cwd or ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=full_env)

@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
+from cli_helpers import ROOT, run_cli
 from teleop.episode import episode_files, read_episode
 
 

@@ -1,0 +1,17 @@
+"""Run the project's commands the way a user does: in a subprocess."""
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, cwd=None, timeout=300, env=None):
+    """Run a console command of this project in a subprocess; returns CompletedProcess."""
+    import subprocess
+
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd or ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
