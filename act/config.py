@@ -1,0 +1,130 @@
+"""Configuration of an ACT policy: the observation/action spec, the network's size and the optimizer.
+
+The defaults are sized for a 2-core CPU and a 39-float MetaWorld state (see FACTS.md: hidden 128,
+chunk 20, learning rate 1e-4 solved pick-place-v3 from 100 scripted demos in 2000 steps).
+A checkpoint stores `to_dict()`; `ACTConfig.from_dict` rebuilds the same network from it alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class ACTConfig:
+    # --- observation and action spec -------------------------------------------------------
+    state_dim: int = 39
+    """Length of the state vector fed to the policy (MetaWorld observations are 39 floats)."""
+    action_dim: int = 4
+    """Length of one action (MetaWorld: dx, dy, dz, gripper)."""
+    camera_names: tuple[str, ...] = ()
+    """Cameras whose images the policy sees, in the order of the batch's `images` axis 1.
+    Empty means a state-only policy (no torchvision needed)."""
+    image_size: tuple[int, int] = (128, 128)
+    """(height, width) of every camera image; ResNet-18 turns it into (H/32, W/32) tokens per camera.
+    Ignored when camera_names is empty."""
+
+    # --- action chunking -------------------------------------------------------------------
+    chunk_size: int = 20
+    """Actions predicted per query (K); one learned decoder query per chunk step."""
+
+    # --- transformer -------------------------------------------------------------------------
+    hidden_dim: int = 128
+    """Width D of every token."""
+    feedforward_dim: int = 512
+    """Width of the feed-forward block inside each transformer layer."""
+    n_heads: int = 8
+    """Attention heads per layer; must divide hidden_dim."""
+    n_encoder_layers: int = 4
+    """Layers of the main transformer encoder over [latent, state, image tokens]."""
+    n_decoder_layers: int = 1
+    """Layers of the transformer decoder; the last layer's output feeds the action head."""
+    dropout: float = 0.1
+    """Dropout inside the transformer layers (training only)."""
+
+    # --- CVAE ---------------------------------------------------------------------------------
+    n_vae_encoder_layers: int = 2
+    """Layers of the CVAE encoder over [CLS, state, action chunk]; used only in training.
+    It is the main cost of a training step on CPU."""
+    latent_dim: int = 32
+    """Size of the style latent z (z = 0 at inference)."""
+    kl_weight: float = 10.0
+    """Weight of the KL term in the loss (ACT's beta)."""
+
+    # --- optimizer ---------------------------------------------------------------------------
+    lr: float = 1e-4
+    """AdamW learning rate for everything except the image backbone (ACT's published 1e-5 learns
+    about 5x slower here)."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    lr_backbone: float = 1e-5
+    """AdamW learning rate of the ResNet-18 image backbone (only used when there are cameras)."""
+
+    def __post_init__(self) -> None:
+        # JSON has no tuples: accept the lists that a saved config comes back with.
+        self.camera_names = tuple(self.camera_names)
+        self.image_size = tuple(self.image_size)
+
+    def validate(self) -> "ACTConfig":
+        """Raise ValueError naming the field, its value and what to change; return self when valid."""
+        for name in ("state_dim", "action_dim", "chunk_size", "hidden_dim", "feedforward_dim",
+                     "n_heads", "n_encoder_layers", "n_decoder_layers", "n_vae_encoder_layers",
+                     "latent_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}={value!r}: must be a positive integer")
+        if self.hidden_dim % self.n_heads != 0:
+            raise ValueError(
+                f"hidden_dim={self.hidden_dim} is not divisible by n_heads={self.n_heads}: "
+                f"pick n_heads among the divisors of hidden_dim, or change hidden_dim "
+                f"(e.g. hidden_dim={math.ceil(self.hidden_dim / self.n_heads) * self.n_heads})")
+        if self.hidden_dim % 2 != 0:
+            raise ValueError(f"hidden_dim={self.hidden_dim} must be even (sine/cosine position "
+                             f"embeddings use pairs of channels)")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout={self.dropout!r}: must be in [0, 1)")
+        if self.kl_weight < 0:
+            raise ValueError(f"kl_weight={self.kl_weight!r}: must be >= 0 (0 turns the CVAE into "
+                             f"a plain autoencoder of the chunk)")
+        for name in ("lr", "weight_decay", "lr_backbone"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name}={value!r}: must be a finite number >= 0")
+        if self.lr == 0:
+            raise ValueError("lr=0: nothing would train; the default is 1e-4")
+        if self.camera_names:
+            if any(not isinstance(c, str) or not c for c in self.camera_names):
+                raise ValueError(f"camera_names={self.camera_names!r}: every name must be a "
+                                 f"non-empty string")
+            if len(set(self.camera_names)) != len(self.camera_names):
+                raise ValueError(f"camera_names={self.camera_names!r}: names must be unique")
+            if self.hidden_dim % 4 != 0:
+                raise ValueError(f"hidden_dim={self.hidden_dim}: with cameras it must be divisible "
+                                 f"by 4 (2D position embeddings split it into x and y sine/cosine)")
+            if (len(self.image_size) != 2
+                    or any(not isinstance(s, int) or isinstance(s, bool) or s < 32
+                           for s in self.image_size)):
+                raise ValueError(f"image_size={self.image_size!r}: must be (height, width), "
+                                 f"integers >= 32 (ResNet-18 downsamples by 32)")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict (tuples become lists) that `from_dict` turns back into an equal config."""
+        out = dataclasses.asdict(self)
+        out["camera_names"] = list(self.camera_names)
+        out["image_size"] = list(self.image_size)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ACTConfig":
+        """Rebuild and validate a config. Unknown keys are an error (a typo or a checkpoint from a
+        different model); missing keys take today's defaults."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(f"unknown ACTConfig keys {unknown}; known keys are {known}. "
+                             f"Remove or rename them (was this saved by another model?)")
+        return cls(**data).validate()

@@ -1,0 +1,365 @@
+"""ACT: Action Chunking with Transformers (Zhao et al. 2023, arXiv:2304.13705).
+
+Reads top to bottom: position embeddings, DETR-style transformer layers (positions are added to
+queries and keys at every layer, never to values), the optional ResNet-18 image encoder, and the
+policy, which owns the CVAE encoder, the main encoder/decoder, the loss and inference.
+
+Shapes: B batch, K chunk_size, D hidden_dim, S state_dim, A action_dim, L latent_dim,
+N cameras, T tokens. Inputs are already normalized (see act/normalize.py).
+
+Differences from the published code, on purpose:
+- the action head reads the LAST decoder layer (the original read the first, so its extra
+  decoder layers were dead weight);
+- image tokens also get a learned per-camera embedding (the original gave every camera the same
+  2D positions, so tokens from different cameras were told apart by content only);
+- the ResNet-18 starts from random weights with trainable BatchNorm (nothing is downloaded at run
+  time, and frozen BatchNorm only makes sense with pretrained statistics).
+
+Kept from the published design: the decoder's input is all zeros (positions come from the learned
+queries), so the first decoder layer's self-attention averages identical values and its
+in-projection (3 * hidden_dim**2 weights, 49k of 1.48M at the defaults) never learns.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from act.config import ACTConfig
+
+RESNET18_CHANNELS = 512
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+# --------------------------------------------------------------------------------------------
+# Position embeddings
+# --------------------------------------------------------------------------------------------
+
+def sinusoidal_embedding_1d(n_positions: int, dim: int) -> torch.Tensor:
+    """The fixed sine/cosine table of "Attention is all you need": (n_positions, dim)."""
+    position = torch.arange(n_positions, dtype=torch.float32)[:, None]  # (T, 1)
+    inv_freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(n_positions, dim)
+    table[:, 0::2] = torch.sin(position * inv_freq)  # (T, D/2)
+    table[:, 1::2] = torch.cos(position * inv_freq)  # (T, D/2)
+    return table
+
+
+def sinusoidal_embedding_2d(height: int, width: int, dim: int) -> torch.Tensor:
+    """DETR's normalized 2D sine embedding of a feature map, flattened row-major: (H*W, dim).
+
+    The first dim/2 channels encode the row, the last dim/2 the column; coordinates are scaled to
+    (0, 2*pi] so the embedding does not depend on the image size.
+    """
+    half = dim // 2
+    y = torch.arange(1, height + 1, dtype=torch.float32) / height * 2 * math.pi  # (H,)
+    x = torch.arange(1, width + 1, dtype=torch.float32) / width * 2 * math.pi  # (W,)
+    inv_freq = 10000.0 ** (-(torch.arange(half) // 2 * 2).float() / half)  # (D/2,)
+    pos_y = y[:, None] * inv_freq  # (H, D/2)
+    pos_x = x[:, None] * inv_freq  # (W, D/2)
+    pos_y = torch.stack((pos_y[:, 0::2].sin(), pos_y[:, 1::2].cos()), dim=2).flatten(1)  # (H, D/2)
+    pos_x = torch.stack((pos_x[:, 0::2].sin(), pos_x[:, 1::2].cos()), dim=2).flatten(1)  # (W, D/2)
+    grid = torch.cat((pos_y[:, None, :].expand(height, width, half),
+                      pos_x[None, :, :].expand(height, width, half)), dim=2)  # (H, W, D)
+    return grid.reshape(height * width, dim)  # (H*W, D)
+
+
+# --------------------------------------------------------------------------------------------
+# Transformer layers (post-norm, as in DETR and ACT)
+# --------------------------------------------------------------------------------------------
+
+class FeedForward(nn.Module):
+    def __init__(self, config: ACTConfig):
+        super().__init__()
+        self.fc1 = nn.Linear(config.hidden_dim, config.feedforward_dim)
+        self.fc2 = nn.Linear(config.feedforward_dim, config.hidden_dim)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.dropout(F.relu(self.fc1(x))))  # (B, T, D)
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, config: ACTConfig):
+        super().__init__()
+        d, p = config.hidden_dim, config.dropout
+        self.self_attn = nn.MultiheadAttention(d, config.n_heads, dropout=p, batch_first=True)
+        self.feed_forward = FeedForward(config)
+        self.norm1 = nn.LayerNorm(d)
+        self.norm2 = nn.LayerNorm(d)
+        self.dropout1 = nn.Dropout(p)
+        self.dropout2 = nn.Dropout(p)
+
+    def forward(self, x: torch.Tensor, pos: torch.Tensor,
+                key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        q = k = x + pos  # (B, T, D)
+        attn = self.self_attn(q, k, x, key_padding_mask=key_padding_mask, need_weights=False)[0]
+        x = self.norm1(x + self.dropout1(attn))  # (B, T, D)
+        x = self.norm2(x + self.dropout2(self.feed_forward(x)))  # (B, T, D)
+        return x
+
+
+class Encoder(nn.Module):
+    def __init__(self, config: ACTConfig, n_layers: int):
+        super().__init__()
+        self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(n_layers))
+
+    def forward(self, x: torch.Tensor, pos: torch.Tensor,
+                key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x, pos, key_padding_mask)  # (B, T, D)
+        return x
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, config: ACTConfig):
+        super().__init__()
+        d, p = config.hidden_dim, config.dropout
+        self.self_attn = nn.MultiheadAttention(d, config.n_heads, dropout=p, batch_first=True)
+        self.cross_attn = nn.MultiheadAttention(d, config.n_heads, dropout=p, batch_first=True)
+        self.feed_forward = FeedForward(config)
+        self.norm1 = nn.LayerNorm(d)
+        self.norm2 = nn.LayerNorm(d)
+        self.norm3 = nn.LayerNorm(d)
+        self.dropout1 = nn.Dropout(p)
+        self.dropout2 = nn.Dropout(p)
+        self.dropout3 = nn.Dropout(p)
+
+    def forward(self, x: torch.Tensor, query_pos: torch.Tensor,
+                memory: torch.Tensor, memory_pos: torch.Tensor) -> torch.Tensor:
+        q = k = x + query_pos  # (B, K, D)
+        attn = self.self_attn(q, k, x, need_weights=False)[0]
+        x = self.norm1(x + self.dropout1(attn))  # (B, K, D)
+        attn = self.cross_attn(x + query_pos, memory + memory_pos, memory, need_weights=False)[0]
+        x = self.norm2(x + self.dropout2(attn))  # (B, K, D)
+        x = self.norm3(x + self.dropout3(self.feed_forward(x)))  # (B, K, D)
+        return x
+
+
+class Decoder(nn.Module):
+    def __init__(self, config: ACTConfig):
+        super().__init__()
+        self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.n_decoder_layers))
+        self.norm = nn.LayerNorm(config.hidden_dim)
+
+    def forward(self, x: torch.Tensor, query_pos: torch.Tensor,
+                memory: torch.Tensor, memory_pos: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x, query_pos, memory, memory_pos)  # (B, K, D)
+        return self.norm(x)  # the last layer's output, (B, K, D)
+
+
+# --------------------------------------------------------------------------------------------
+# Image encoder (optional: only built when the config names cameras)
+# --------------------------------------------------------------------------------------------
+
+class VisionDependencyError(ImportError):
+    """torchvision is needed for cameras but could not be imported."""
+
+
+def resnet18_trunk() -> nn.Module:
+    """ResNet-18 without its pooling and classifier, random weights: (B, 3, H, W) -> (B, 512, H/32, W/32)."""
+    try:
+        import torchvision
+    except Exception as err:  # a torchvision built for another torch raises RuntimeError, not ImportError
+        raise VisionDependencyError(
+            f"ACT with cameras needs torchvision, which failed to import ({type(err).__name__}: "
+            f"{err}). Install it with: pip install 'teleop-act[vision]' (torchvision must match "
+            f"your torch build), or set camera_names=() for a state-only policy.") from err
+    resnet = torchvision.models.resnet18(weights=None)
+    return nn.Sequential(*list(resnet.children())[:-2])
+
+
+class ImageEncoder(nn.Module):
+    """One ResNet-18 shared by all cameras; each feature map becomes tokens via a 1x1 conv."""
+
+    def __init__(self, config: ACTConfig):
+        super().__init__()
+        self.backbone = resnet18_trunk()
+        self.proj = nn.Conv2d(RESNET18_CHANNELS, config.hidden_dim, kernel_size=1)
+        self.camera_embed = nn.Embedding(len(config.camera_names), config.hidden_dim)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """images (B, N, 3, H, W) in [0, 1] -> tokens (B, N*h*w, D) and their positions (1, N*h*w, D)."""
+        b, n = images.shape[:2]
+        x = (images.flatten(0, 1) - self.mean) / self.std  # (B*N, 3, H, W)
+        x = self.proj(self.backbone(x))  # (B*N, D, h, w)
+        d, h, w = x.shape[1:]
+        tokens = x.flatten(2).transpose(1, 2).reshape(b, n * h * w, d)  # (B, N*h*w, D)
+        grid = sinusoidal_embedding_2d(h, w, d).to(x)  # (h*w, D)
+        pos = grid[None] + self.camera_embed.weight[:, None, :]  # (N, h*w, D)
+        return tokens, pos.reshape(1, n * h * w, d)  # (B, N*h*w, D), (1, N*h*w, D)
+
+
+# --------------------------------------------------------------------------------------------
+# The policy
+# --------------------------------------------------------------------------------------------
+
+class ACTPolicy(nn.Module):
+    """ACT as a CVAE: training encodes the true chunk into a latent z; inference uses z = 0.
+
+    forward(batch) -> (loss, loss_dict) for training; predict_chunk(state, images) for control.
+    """
+
+    def __init__(self, config: ACTConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        d, k = config.hidden_dim, config.chunk_size
+
+        # CVAE encoder over [CLS, state, a_1..a_K] -> (mu, logvar); training only.
+        self.vae_cls = nn.Parameter(torch.zeros(1, 1, d))
+        self.vae_state_proj = nn.Linear(config.state_dim, d)
+        self.vae_action_proj = nn.Linear(config.action_dim, d)
+        self.vae_encoder = Encoder(config, config.n_vae_encoder_layers)
+        self.vae_latent_head = nn.Linear(d, 2 * config.latent_dim)
+        self.register_buffer("vae_pos", sinusoidal_embedding_1d(2 + k, d)[None], persistent=False)
+
+        # Main encoder over [z, state, image tokens].
+        self.latent_proj = nn.Linear(config.latent_dim, d)
+        self.state_proj = nn.Linear(config.state_dim, d)
+        self.token_pos = nn.Parameter(torch.zeros(1, 2, d))  # learned positions of z and state
+        self.images = ImageEncoder(config) if config.camera_names else None
+        self.encoder = Encoder(config, config.n_encoder_layers)
+
+        # Decoder: one learned query position per chunk step, reading the encoder's memory.
+        self.query_pos = nn.Parameter(torch.zeros(1, k, d))
+        self.decoder = Decoder(config)
+        self.action_head = nn.Linear(d, config.action_dim)
+
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        nn.init.normal_(self.vae_cls, std=0.02)
+        nn.init.normal_(self.token_pos, std=0.02)
+        nn.init.normal_(self.query_pos, std=0.02)
+        for module in (self.vae_encoder, self.encoder, self.decoder):  # DETR's init
+            for p in module.parameters():
+                if p.dim() > 1:
+                    nn.init.xavier_uniform_(p)
+
+    # ---- the two halves of the CVAE ----
+
+    def encode_latent(self, state: torch.Tensor, action: torch.Tensor,
+                      action_pad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior q(z | state, chunk): mu and logvar, each (B, L). Padded steps are masked out."""
+        b = state.shape[0]
+        tokens = torch.cat((
+            self.vae_cls.expand(b, -1, -1),  # (B, 1, D)
+            self.vae_state_proj(state)[:, None],  # (B, 1, D)
+            self.vae_action_proj(action),  # (B, K, D)
+        ), dim=1)  # (B, 2+K, D)
+        always_seen = torch.zeros(b, 2, dtype=torch.bool, device=state.device)
+        key_padding_mask = torch.cat((always_seen, action_pad), dim=1)  # (B, 2+K), True = ignore
+        out = self.vae_encoder(tokens, self.vae_pos, key_padding_mask)  # (B, 2+K, D)
+        mu, logvar = self.vae_latent_head(out[:, 0]).chunk(2, dim=-1)  # (B, L), (B, L)
+        return mu, logvar
+
+    def decode(self, state: torch.Tensor, latent: torch.Tensor,
+               images: torch.Tensor | None = None) -> torch.Tensor:
+        """The policy proper: (state, z, images) -> normalized action chunk (B, K, A)."""
+        b = state.shape[0]
+        tokens = torch.stack((self.latent_proj(latent), self.state_proj(state)), dim=1)  # (B, 2, D)
+        pos = self.token_pos  # (1, 2, D)
+        if self.images is not None:
+            image_tokens, image_pos = self.images(images)  # (B, N*h*w, D), (1, N*h*w, D)
+            tokens = torch.cat((tokens, image_tokens), dim=1)  # (B, T, D)
+            pos = torch.cat((pos, image_pos), dim=1)  # (1, T, D)
+        memory = self.encoder(tokens, pos)  # (B, T, D)
+        queries = torch.zeros(b, self.config.chunk_size, self.config.hidden_dim,
+                              device=state.device, dtype=memory.dtype)  # (B, K, D)
+        out = self.decoder(queries, self.query_pos, memory, pos)  # (B, K, D)
+        return self.action_head(out)  # (B, K, A)
+
+    # ---- training ----
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss on a batch of normalized tensors:
+        state (B, S), action (B, K, A), action_pad (B, K) bool True past the episode end,
+        images (B, N, 3, H, W) in [0, 1] when the config names cameras.
+
+        loss = L1 over valid steps and action dims + kl_weight * KL (summed over latent dims,
+        averaged over the batch). z is sampled in train mode and is the posterior mean in eval
+        mode, so a validation loss is deterministic.
+        """
+        state, action, action_pad = batch["state"], batch["action"], batch["action_pad"]
+        images = batch.get("images")
+        self._check_inputs(state, images)
+        b, k, a = state.shape[0], self.config.chunk_size, self.config.action_dim
+        if action.shape != (b, k, a):
+            raise ValueError(f"batch['action'] has shape {tuple(action.shape)}, expected "
+                             f"(B, chunk_size, action_dim) = {(b, k, a)}")
+        if action_pad.shape != (b, k) or action_pad.dtype != torch.bool:
+            raise ValueError(f"batch['action_pad'] must be a bool tensor of shape {(b, k)}, got "
+                             f"{action_pad.dtype} {tuple(action_pad.shape)}")
+
+        mu, logvar = self.encode_latent(state, action, action_pad)  # (B, L), (B, L)
+        if self.training:
+            latent = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # (B, L)
+        else:
+            latent = mu
+        pred = self.decode(state, latent, images)  # (B, K, A)
+
+        valid = (~action_pad).unsqueeze(-1).to(pred.dtype)  # (B, K, 1)
+        abs_err = (pred - action).abs() * valid  # (B, K, A)
+        l1 = abs_err.sum() / (valid.sum() * a).clamp(min=1.0)
+        kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(-1).mean()
+        loss = l1 + self.config.kl_weight * kl
+        return loss, {"l1": l1.item(), "kl": kl.item(), "loss": loss.item()}
+
+    def optimizer_param_groups(self) -> list[dict]:
+        """AdamW groups: the image backbone at lr_backbone, everything else at lr."""
+        backbone = [p for p in self.images.backbone.parameters()] if self.images is not None else []
+        backbone_ids = {id(p) for p in backbone}
+        rest = [p for p in self.parameters() if id(p) not in backbone_ids]
+        groups = [{"params": rest, "lr": self.config.lr}]
+        if backbone:
+            groups.append({"params": backbone, "lr": self.config.lr_backbone})
+        return groups
+
+    def make_optimizer(self) -> torch.optim.AdamW:
+        return torch.optim.AdamW(self.optimizer_param_groups(), lr=self.config.lr,
+                                 weight_decay=self.config.weight_decay)
+
+    # ---- inference ----
+
+    @torch.no_grad()
+    def predict_chunk(self, state: torch.Tensor, images: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalized action chunk (B, K, A) for normalized state (B, S), with z = 0.
+
+        Runs in eval mode (no dropout) and restores the previous mode afterwards.
+        """
+        self._check_inputs(state, images)
+        was_training = self.training
+        self.eval()
+        try:
+            latent = torch.zeros(state.shape[0], self.config.latent_dim,
+                                 device=state.device, dtype=state.dtype)  # (B, L)
+            return self.decode(state, latent, images)  # (B, K, A)
+        finally:
+            self.train(was_training)
+
+    def _check_inputs(self, state: torch.Tensor, images: torch.Tensor | None) -> None:
+        c = self.config
+        if state.dim() != 2 or state.shape[1] != c.state_dim:
+            raise ValueError(f"state has shape {tuple(state.shape)}, expected (B, state_dim) with "
+                             f"state_dim={c.state_dim}")
+        if not c.camera_names:
+            if images is not None:
+                raise ValueError("images were given but config.camera_names is empty; set "
+                                 "camera_names to use them")
+            return
+        expected = (state.shape[0], len(c.camera_names), 3, *c.image_size)
+        if images is None:
+            raise ValueError(f"config.camera_names={c.camera_names} needs images of shape "
+                             f"(B, N, 3, H, W) = {expected}")
+        if tuple(images.shape) != expected:
+            raise ValueError(f"images have shape {tuple(images.shape)}, expected (B, N, 3, H, W) = "
+                             f"{expected} for camera_names={c.camera_names}, "
+                             f"image_size={c.image_size}")

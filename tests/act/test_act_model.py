@@ -1,0 +1,280 @@
+import json
+import sys
+
+import pytest
+import torch
+import torch.nn as nn
+
+import act.model
+from act.config import ACTConfig
+from act.model import ACTPolicy, VisionDependencyError, sinusoidal_embedding_2d
+
+torch.set_num_threads(1)
+
+B, S, A, K = 4, 5, 3, 6
+
+
+def tiny_config(**changes) -> ACTConfig:
+    fields = dict(state_dim=S, action_dim=A, chunk_size=K, hidden_dim=32, feedforward_dim=64,
+                  n_heads=4, n_encoder_layers=2, n_decoder_layers=1, n_vae_encoder_layers=1,
+                  latent_dim=8)
+    fields.update(changes)
+    return ACTConfig(**fields)
+
+
+def make_batch(seed: int = 0, batch_size: int = B) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    pad = torch.zeros(batch_size, K, dtype=torch.bool)
+    pad[0, 4:] = True  # episode ended two steps before the chunk does
+    pad[1, 1:] = True  # only the first step is real
+    return dict(state=torch.randn(batch_size, S, generator=g),
+                action=torch.randn(batch_size, K, A, generator=g),
+                action_pad=pad)
+
+
+def make_policy(seed: int = 0, **changes) -> ACTPolicy:
+    torch.manual_seed(seed)
+    return ACTPolicy(tiny_config(**changes))
+
+
+def test_shapes_and_loss_dict():
+    policy = make_policy()
+    loss, info = policy(make_batch())
+    assert loss.shape == () and loss.requires_grad
+    assert set(info) == {"l1", "kl", "loss"} and all(isinstance(v, float) for v in info.values())
+    assert info["loss"] == pytest.approx(info["l1"] + policy.config.kl_weight * info["kl"], rel=1e-5)
+    assert info["kl"] > 0
+    chunk = policy.predict_chunk(torch.randn(7, S))
+    assert chunk.shape == (7, K, A) and not chunk.requires_grad
+
+
+def test_changing_padded_actions_does_not_change_the_loss():
+    policy = make_policy()
+    batch = make_batch()
+    changed = dict(batch, action=batch["action"].clone())
+    changed["action"][batch["action_pad"]] = 1e3  # garbage past the episode end
+    for train in (False, True):
+        policy.train(train)
+        torch.manual_seed(1)  # same latent noise and dropout in both calls
+        loss_a, _ = policy(batch)
+        torch.manual_seed(1)
+        loss_b, _ = policy(changed)
+        torch.testing.assert_close(loss_a, loss_b, rtol=0, atol=1e-6)
+    # ... while changing a valid step does change it
+    changed["action"][0, 0] += 1.0
+    assert policy(changed)[0].item() != pytest.approx(loss_a.item(), abs=1e-4)
+
+
+def test_l1_is_the_mean_over_valid_steps_only():
+    policy = make_policy().eval()
+    batch = make_batch()
+    _, info = policy(batch)
+    with torch.no_grad():
+        mu, logvar = policy.encode_latent(batch["state"], batch["action"], batch["action_pad"])
+        pred = policy.decode(batch["state"], mu)  # eval mode uses z = mu
+    err = (pred - batch["action"]).abs()  # (B, K, A)
+    valid = ~batch["action_pad"]
+    assert info["l1"] == pytest.approx(err[valid].mean().item(), rel=1e-5)
+    assert info["l1"] != pytest.approx(err.mean().item(), rel=1e-3)  # padding actually excluded
+    kl = (-0.5 * (1 + logvar - mu**2 - logvar.exp())).sum(1).mean()
+    assert info["kl"] == pytest.approx(kl.item(), rel=1e-5)
+
+
+def test_inference_is_deterministic_and_ignores_the_cvae_encoder():
+    policy = make_policy().train()  # predict_chunk must switch dropout off by itself
+    state = torch.randn(3, S)
+    first = policy.predict_chunk(state)
+    second = policy.predict_chunk(state)
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+    assert policy.training  # mode restored
+    with torch.no_grad():
+        policy.eval()
+        torch.testing.assert_close(first, policy.decode(state, torch.zeros(3, 8)), rtol=0, atol=0)
+        # z = 0: the CVAE encoder (which reads the action chunk) plays no part at inference
+        for p in list(policy.vae_encoder.parameters()) + list(policy.vae_action_proj.parameters()):
+            p.add_(torch.randn_like(p))
+    torch.testing.assert_close(policy.predict_chunk(state), first, rtol=0, atol=0)
+    # ... but the latent does matter to the decoder, so z = 0 is a real choice
+    with torch.no_grad():
+        assert not torch.allclose(policy.decode(state, torch.ones(3, 8)), first)
+
+
+# The decoder's input is all zeros (DETR, ACT), so the first decoder layer's self-attention
+# averages identical zero values: its in-projection weights never get a gradient, and its
+# out-projection and first norm only do once their biases move off their zero init.
+DEAD_AT_INIT = {"decoder.layers.0.self_attn.in_proj_weight",
+                "decoder.layers.0.self_attn.out_proj.weight",
+                "decoder.layers.0.norm1.weight"}
+
+
+def params_without_gradient(policy: ACTPolicy) -> set[str]:
+    return {n for n, p in policy.named_parameters() if p.grad is None or p.grad.abs().sum() == 0}
+
+
+def test_gradients_reach_every_parameter():
+    policy = make_policy(n_decoder_layers=2).train()
+    loss, _ = policy(make_batch())
+    loss.backward()
+    assert params_without_gradient(policy) == DEAD_AT_INIT
+
+
+def test_action_head_reads_the_last_decoder_layer():
+    policy = make_policy(n_decoder_layers=2)
+    state = torch.randn(2, S)
+    before = policy.predict_chunk(state)
+    with torch.no_grad():
+        last = policy.decoder.layers[-1]
+        last.feed_forward.fc2.weight.add_(torch.randn_like(last.feed_forward.fc2.weight))
+    after = policy.predict_chunk(state)
+    assert (after - before).abs().max() > 1e-3
+
+
+def test_checkpoint_rebuilds_from_config_dict_alone():
+    policy = make_policy(kl_weight=3.0)
+    checkpoint = {"config": json.loads(json.dumps(policy.config.to_dict())),
+                  "model": policy.state_dict()}
+    rebuilt = ACTPolicy(ACTConfig.from_dict(checkpoint["config"]))
+    rebuilt.load_state_dict(checkpoint["model"])
+    state = torch.randn(2, S)
+    torch.testing.assert_close(rebuilt.predict_chunk(state), policy.predict_chunk(state))
+
+
+def test_input_shape_errors_are_explicit():
+    policy = make_policy()
+    with pytest.raises(ValueError, match="state_dim"):
+        policy.predict_chunk(torch.zeros(2, S + 1))
+    with pytest.raises(ValueError, match="camera_names"):
+        policy.predict_chunk(torch.zeros(2, S), images=torch.zeros(2, 1, 3, 32, 32))
+    batch = make_batch()
+    with pytest.raises(ValueError, match="action_pad"):
+        policy(dict(batch, action_pad=batch["action_pad"].float()))
+    with pytest.raises(ValueError, match="chunk_size"):
+        policy(dict(batch, action=batch["action"][:, :-1]))
+
+
+def test_tiny_overfit_drives_l1_down():
+    torch.manual_seed(0)
+    policy = ACTPolicy(tiny_config(dropout=0.0, lr=3e-3))
+    optimizer = policy.make_optimizer()
+    batch = make_batch(seed=1, batch_size=16)
+    valid = ~batch["action_pad"]
+
+    def eval_l1() -> float:
+        pred = policy.predict_chunk(batch["state"])
+        return (pred - batch["action"]).abs()[valid].mean().item()
+
+    start = eval_l1()
+    for _ in range(400):
+        loss, _ = policy(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    end = eval_l1()
+    assert end < start / 3, (start, end)  # about 7x with this seed
+
+
+def test_2d_position_embedding_gives_every_cell_its_own_code():
+    pos = sinusoidal_embedding_2d(3, 5, 16)  # (H*W, D)
+    assert pos.shape == (15, 16)
+    assert torch.cdist(pos, pos).add(torch.eye(15) * 1e3).min() > 1e-3
+
+
+# ---- images -------------------------------------------------------------------------------
+
+def torchvision_status() -> str | None:
+    try:
+        import torchvision  # noqa: F401
+    except Exception as err:  # a mismatched torchvision raises RuntimeError at import
+        return f"torchvision does not import here ({type(err).__name__}: {err})"
+    return None
+
+
+CAMERAS = ("corner", "gripperPOV")
+
+
+def image_batch(config: ACTConfig, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    batch = make_batch(seed)
+    batch["images"] = torch.rand(B, len(config.camera_names), 3, *config.image_size, generator=g)
+    return batch
+
+
+@pytest.fixture
+def fake_resnet(monkeypatch):
+    """A one-layer stand-in with ResNet-18's output (512 channels, stride 32), so the image path
+    is tested without torchvision."""
+    monkeypatch.setattr(act.model, "resnet18_trunk",
+                        lambda: nn.Sequential(nn.Conv2d(3, 512, kernel_size=32, stride=32),
+                                              nn.BatchNorm2d(512), nn.ReLU()))
+
+
+def test_image_path_with_stand_in_backbone(fake_resnet):
+    torch.manual_seed(0)
+    config = tiny_config(camera_names=CAMERAS, image_size=(64, 96))
+    policy = ACTPolicy(config)
+    batch = image_batch(config)
+    tokens, pos = policy.images(batch["images"])
+    assert tokens.shape == (B, 2 * 2 * 3, 32) and pos.shape == (1, 12, 32)  # 2 cameras x 2x3 cells
+    loss, _ = policy(batch)
+    loss.backward()
+    assert params_without_gradient(policy) == DEAD_AT_INIT
+    chunk = policy.predict_chunk(batch["state"], batch["images"])
+    assert chunk.shape == (B, K, A)
+    swapped = policy.predict_chunk(batch["state"], batch["images"].flip(1))
+    assert not torch.allclose(chunk, swapped)  # the policy knows which camera is which
+    groups = policy.make_optimizer().param_groups
+    assert [g["lr"] for g in groups] == [config.lr, config.lr_backbone]
+    assert sum(p.numel() for p in groups[1]["params"]) == sum(
+        p.numel() for p in policy.images.backbone.parameters())
+    with pytest.raises(ValueError, match="image_size"):
+        policy.predict_chunk(batch["state"], batch["images"][..., :32])
+    with pytest.raises(ValueError, match="needs images"):
+        policy.predict_chunk(batch["state"])
+
+
+def test_missing_torchvision_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # makes `import torchvision` fail
+    with pytest.raises(ImportError, match=r"pip install 'teleop-act\[vision\]'") as info:
+        ACTPolicy(tiny_config(camera_names=("corner",)))
+    assert isinstance(info.value, VisionDependencyError)
+    ACTPolicy(tiny_config())  # a state-only policy never imports torchvision
+
+
+def test_resnet18_is_built_without_pretrained_weights(monkeypatch):
+    """A stand-in torchvision records how resnet18 is called: nothing may be downloaded."""
+    calls = []
+
+    class FakeResNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 512, kernel_size=32, stride=32)
+            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(512, 1000)
+
+    def resnet18(**kwargs):
+        calls.append(kwargs)
+        return FakeResNet()
+
+    fake = type(sys)("torchvision")
+    fake.models = type(sys)("torchvision.models")
+    fake.models.resnet18 = resnet18
+    monkeypatch.setitem(sys.modules, "torchvision", fake)
+    trunk = act.model.resnet18_trunk()
+    assert calls == [{"weights": None}]
+    assert [type(m) for m in trunk] == [nn.Conv2d]  # pooling and classifier dropped
+    assert trunk(torch.zeros(1, 3, 64, 64)).shape == (1, 512, 2, 2)
+
+
+@pytest.mark.skipif(torchvision_status() is not None, reason=str(torchvision_status()))
+def test_image_path_with_real_resnet18():
+    torch.manual_seed(0)
+    config = tiny_config(camera_names=CAMERAS, image_size=(64, 64))
+    policy = ACTPolicy(config)
+    assert isinstance(policy.images.backbone[0], nn.Conv2d)
+    batch = image_batch(config)
+    tokens, _ = policy.images(batch["images"])
+    assert tokens.shape == (B, 2 * 2 * 2, 32)
+    loss, _ = policy(batch)
+    loss.backward()
+    assert policy.images.backbone[0].weight.grad.abs().sum() > 0
+    assert policy.predict_chunk(batch["state"], batch["images"]).shape == (B, K, A)
