@@ -32,6 +32,10 @@ def cmd_record(args) -> int:
 
     check_task(args.task)
     out = args.out or _default_out(args.task)
+    from teleop.live_cli import record_live, wants_live
+
+    if wants_live(args):  # a person at a device, or the expert shown with --show: the live window
+        return record_live(args, out)
     if args.device == "scripted":
         from devices.scripted import ScriptedExpert
         from teleop.collect import record_headless
@@ -45,7 +49,7 @@ def cmd_record(args) -> int:
         print(f"recorded {len(written)} episodes of {args.task} in {time.perf_counter() - started:.1f} s -> {out}")
         _warn_if_degenerate(out)
         return 0
-    raise ToolkitError(f"device {args.device!r} is not available in this build: use --device scripted")
+    raise ToolkitError(f"unknown device {args.device!r}: use scripted, keyboard, gamepad or spacemouse")
 
 
 def _warn_if_degenerate(out) -> None:
@@ -117,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     rec = sub.add_parser("record", help="record demonstrations to HDF5 episode files")
-    rec.add_argument("--device", default="scripted", help="input device: scripted")
+    rec.add_argument("--device", default="scripted",
+                     help="scripted (headless expert) or keyboard, gamepad, spacemouse (live window)")
     rec.add_argument("--task", default="pick-place-v3", help="MetaWorld v3 task name (see `teleop tasks`)")
     rec.add_argument("--episodes", type=int, default=10, help="episodes to keep")
     rec.add_argument("--out", help="output folder (default recordings/<task>_<time>)")
@@ -134,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--session", default="", help="session name stored in each episode")
     rec.add_argument("--quiet", action="store_true", help="no progress bar")
     rec.set_defaults(func=cmd_record)
+    from teleop.live_cli import add_devices_command, add_live_arguments
+
+    add_live_arguments(rec)  # --show, --camera, --sensitivity, --invert, ...
+    add_devices_command(sub)  # teleop devices
 
     ins = sub.add_parser("inspect", help="list episodes and report spawn diversity")
     ins.add_argument("folders", nargs="+", help="episode folder(s)")
@@ -151,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     tasks = sub.add_parser("tasks", help="list the MetaWorld v3 task names")
     tasks.set_defaults(func=cmd_tasks)
+
+    from teleop.session_cli import add_commands as add_session_merge_export
+
+    add_session_merge_export(sub)  # teleop session run|status|report, teleop merge, teleop export
     return parser
 
 

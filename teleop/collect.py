@@ -16,7 +16,7 @@ import numpy as np
 
 from devices.base import Device
 from teleop.env import TaskEnv
-from teleop.episode import episode_files, remove_stale_temporaries, read_attrs
+from teleop.episode import Episode, episode_files, read_attrs, remove_stale_temporaries
 from teleop.errors import ToolkitError
 from teleop.mapping import ActionMapper
 from teleop.recorder import BackgroundWriter, EpisodeBuffer
@@ -69,6 +69,24 @@ def run_episode(env: TaskEnv, device: Device, mapper: ActionMapper, obs: np.ndar
     return EpisodeResult(success=first_success is not None, steps=steps, first_success_step=first_success)
 
 
+def record_episode(env: TaskEnv, device: Device, mapper: ActionMapper, buffer: EpisodeBuffer, request: Spawn,
+                   *, hold_steps: int = 10, operator: str = "", session: str = "",
+                   extra_attrs: dict | None = None) -> tuple[EpisodeResult, Episode]:
+    """Reset to ``request``, run one episode and return it in memory (not written).
+
+    The spawn comes from the caller, so a batch session can hand out spawns
+    from its own pool instead of a plain stream.
+    """
+    obs = env.reset(request)
+    attrs = spawn_attrs(env, request, obs)
+    result = run_episode(env, device, mapper, obs, buffer, hold_steps=hold_steps)
+    episode = buffer.to_episode(
+        spawn_attrs=attrs, success=result.success, device=device.name, operator=operator, session=session,
+        extra_attrs={"first_success_step": result.first_success_step or -1, "hostname": socket.gethostname(),
+                     **(extra_attrs or {})})
+    return result, episode
+
+
 def prepare_output(out: str | Path, task: str) -> Path:
     """Create the output folder; refuse one that holds another task's episodes."""
     out = Path(out)
@@ -88,6 +106,19 @@ def prepare_output(out: str | Path, task: str) -> Path:
     return out
 
 
+def existing_output(out: Path) -> tuple[int, set[int]]:
+    """(next episode number, spawn seeds already recorded) for a folder being appended to."""
+    existing = episode_files(out)
+    start_index = len(existing) and int(existing[-1].stem.split("_")[1]) + 1
+    used_seeds = set()
+    for path in existing:
+        try:
+            used_seeds.add(int(read_attrs(path)["seed"]))
+        except ToolkitError:
+            pass
+    return start_index, used_seeds
+
+
 def record_headless(device: Device, *, task: str, episodes: int, out: str | Path, seed: int = 0,
                     spawn: str = "stratified", cameras=(), image_size: int = 128, keep_failures: bool = False,
                     hold_steps: int = 10, max_steps: int = 500, operator: str = "", session: str = "",
@@ -100,14 +131,7 @@ def record_headless(device: Device, *, task: str, episodes: int, out: str | Path
     if episodes < 1:
         raise ToolkitError(f"--episodes must be at least 1, got {episodes}")
     out = prepare_output(out, task)
-    existing = episode_files(out)
-    start_index = len(existing) and int(existing[-1].stem.split("_")[1]) + 1
-    used_seeds = set()
-    for path in existing:
-        try:
-            used_seeds.add(int(read_attrs(path)["seed"]))
-        except ToolkitError:
-            pass
+    start_index, used_seeds = existing_output(out)
     env = TaskEnv(task, cameras=cameras, image_size=image_size, max_steps=max_steps)
     stream = SpawnStream(env.spawn_low, env.spawn_high, strategy=spawn, base_seed=seed)
     buffer = EpisodeBuffer(env, cameras=env.cameras, image_size=image_size)
@@ -128,17 +152,11 @@ def record_headless(device: Device, *, task: str, episodes: int, out: str | Path
                 if request.seed in used_seeds:
                     continue  # appending to a folder: never record a spawn twice
                 attempts += 1
-                obs = env.reset(request)
-                attrs = spawn_attrs(env, request, obs)
-                result = run_episode(env, device, mapper, obs, buffer, hold_steps=hold_steps)
+                result, episode = record_episode(env, device, mapper, buffer, request, hold_steps=hold_steps,
+                                                 operator=operator, session=session)
                 if not result.success:
                     failures += 1
                 if result.success or keep_failures:
-                    episode = buffer.to_episode(
-                        spawn_attrs=attrs, success=result.success, device=device.name, operator=operator,
-                        session=session,
-                        extra_attrs={"first_success_step": result.first_success_step or -1,
-                                     "hostname": socket.gethostname()})
                     writer.submit(episode)
                     used_seeds.add(request.seed)
                     kept += 1

@@ -75,6 +75,19 @@ def spawn_box(task: str) -> tuple[np.ndarray, np.ndarray]:
         env.close()
 
 
+def fast_renderer(model, height: int, width: int):
+    """A mujoco.Renderer with shadows, reflections and multisampling off (3-5x faster on software GL)."""
+    import mujoco
+
+    model.vis.quality.offsamples = 0
+    model.vis.global_.offwidth = max(model.vis.global_.offwidth, width)
+    model.vis.global_.offheight = max(model.vis.global_.offheight, height)
+    renderer = mujoco.Renderer(model, height, width)
+    renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+    renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+    return renderer
+
+
 class TaskEnv:
     """One MetaWorld v3 task, goal-observable, with explicit spawns.
 
@@ -262,17 +275,11 @@ class TaskEnv:
         return np.ascontiguousarray(image)
 
     def _get_renderer(self, height: int, width: int):
-        mujoco = self._mujoco
         if self._renderer is not None and (self._renderer.height, self._renderer.width) != (height, width):
             self._renderer.close()
             self._renderer = None
         if self._renderer is None:
-            self.model.vis.quality.offsamples = 0
-            self.model.vis.global_.offwidth = max(self.model.vis.global_.offwidth, width)
-            self.model.vis.global_.offheight = max(self.model.vis.global_.offheight, height)
-            self._renderer = mujoco.Renderer(self.model, height, width)
-            self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
-            self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+            self._renderer = fast_renderer(self.model, height, width)
         return self._renderer
 
     def close(self) -> None:

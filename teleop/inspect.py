@@ -65,8 +65,13 @@ def format_report(summary: DatasetSummary, *, max_rows: int = 200) -> str:
         operators = Counter(str(e.get("operator") or "-") for e in eps)
         if len(operators) > 1 or "-" not in operators:
             for operator, count in sorted(operators.items()):
-                ok = sum(bool(e["success"]) for e in eps if str(e.get("operator") or "-") == operator)
-                lines.append(f"  operator {operator}: {count} episodes, {ok} successful")
+                mine = [e for e in eps if str(e.get("operator") or "-") == operator]
+                ok = sum(bool(e["success"]) for e in mine)
+                sessions = {str(e.get("session") or "") for e in mine} - {""}
+                machines = {str(e.get("hostname") or "") for e in mine} - {""}
+                lines.append(f"  operator {operator}: {count} episodes, {ok} successful, median "
+                             f"{int(np.median([int(e['num_steps']) for e in mine]))} steps, "
+                             f"{len(sessions)} session(s) on {', '.join(sorted(machines)) or 'unknown machines'}")
         lines.extend("  " + line for line in format_diversity(diversity))
     if summary.problems:
         lines.append("")

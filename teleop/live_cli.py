@@ -1,0 +1,105 @@
+"""`teleop record` with a human device (the live window), and `teleop devices`.
+
+Kept apart from teleop/cli.py so the main parser only gains two hooks:
+:func:`add_live_arguments` on the record parser and :func:`add_devices_command`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from teleop.errors import ToolkitError
+
+HUMAN_DEVICES = ("keyboard", "gamepad", "spacemouse")
+
+
+def add_live_arguments(rec) -> None:
+    live = rec.add_argument_group("live window (--device keyboard|gamepad|spacemouse, or scripted with --show)")
+    live.add_argument("--show", action="store_true", help="show the scripted expert in the live window")
+    live.add_argument("--camera", default="corner",
+                      help="the view you watch; motion keys/sticks move the arm in its frame (default corner)")
+    live.add_argument("--second-camera", help="optional picture-in-picture camera, e.g. gripperPOV")
+    live.add_argument("--view-size", type=int, default=480, help="scene image side in pixels")
+    live.add_argument("--fps", type=float, default=40.0, help="display frame-rate cap")
+    live.add_argument("--hold-s", type=float, default=0.5, help="seconds recorded after the first success")
+    live.add_argument("--sensitivity", type=float,
+                      help="scale device motion (0.05..5); saved for this device in the settings file")
+    live.add_argument("--invert", help="invert view axes, e.g. x,y (or 'none'); saved for this device")
+    live.add_argument("--no-save-settings", action="store_true",
+                      help="use --sensitivity/--invert for this run only")
+    live.add_argument("--gamepad-layout", help="force the gamepad layout: xbox, playstation or generic")
+    live.add_argument("--gamepad-mapping", help="gamepad mapping file (.json/.toml): bindings, deadzone, raw")
+    live.add_argument("--device-path", help="which device: a SpaceMouse HID path or a gamepad index "
+                                            "(see `teleop devices`)")
+
+
+def add_devices_command(sub) -> None:
+    dev = sub.add_parser("devices", help="list connected SpaceMice and gamepads, and whether they can be opened")
+    dev.set_defaults(func=cmd_devices)
+
+
+def cmd_devices(args) -> int:
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # listing needs no window
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    from devices.discovery import format_devices, list_devices
+
+    print("\n".join(format_devices(list_devices())))
+    return 0
+
+
+def wants_live(args) -> bool:
+    return args.device in HUMAN_DEVICES or bool(getattr(args, "show", False))
+
+
+def _device_options(args) -> dict:
+    if args.device == "gamepad":
+        options = {"layout": args.gamepad_layout, "mapping_file": args.gamepad_mapping}
+        if args.device_path is not None:
+            try:
+                options["index"] = int(args.device_path)
+            except ValueError:
+                raise ToolkitError(f"--device-path {args.device_path!r}: a gamepad is chosen by its index "
+                                   "(0, 1, ...; see `teleop devices`)") from None
+        return options
+    if args.device == "spacemouse":
+        return {"path": args.device_path} if args.device_path else {}
+    if args.gamepad_layout or args.gamepad_mapping:
+        raise ToolkitError("--gamepad-layout/--gamepad-mapping need --device gamepad")
+    return {}
+
+
+def record_live(args, out: str) -> int:
+    from devices.registry import make_device
+    from teleop.device_settings import describe, resolve
+    from teleop.live import LiveConfig, run_live
+
+    if args.cameras:
+        raise ToolkitError("--cameras records images in headless scripted runs only; live episodes store the "
+                           "MuJoCo state every step, so render views afterwards (`teleop replay --video`)")
+    if args.device == "scripted":
+        device = make_device("scripted", task=args.task)
+    elif args.device in HUMAN_DEVICES:
+        if args.device == "gamepad":
+            from devices.gamepad import allow_background_events
+
+            allow_background_events()  # before pygame.init(), or pad input without focus is dropped
+        device = make_device(args.device, **_device_options(args))
+    else:
+        raise ToolkitError(f"unknown device {args.device!r}: use scripted, {', '.join(HUMAN_DEVICES)}")
+    settings, saved_to = resolve(args.device, sensitivity=args.sensitivity, invert=args.invert,
+                                 save=not args.no_save_settings)
+    if saved_to:
+        print(f"{args.device} settings ({describe(settings)}) saved to {saved_to}")
+    config = LiveConfig(
+        task=args.task, episodes=args.episodes, out=out, seed=args.seed, spawn=args.spawn, camera=args.camera,
+        second_camera=args.second_camera, view_size=args.view_size, fps=args.fps, hold_s=args.hold_s,
+        max_steps=args.max_steps, operator=args.operator, session=args.session, settings=settings,
+        settings_text=describe(settings) if args.device != "scripted" else "")
+    started = time.perf_counter()
+    result = run_live(device, config)
+    print(f"kept {len(result.written)} episodes of {args.task} in {time.perf_counter() - started:.1f} s -> {out}")
+    if not args.quiet:
+        print(f"timing: {result.stats.format()}", file=sys.stderr)
+    return 0

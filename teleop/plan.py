@@ -1,0 +1,275 @@
+"""The session plan: a TOML file saying who collects what, with which device.
+
+Example (``teleop session run plan.toml --out sessions/alice-mon``)::
+
+    name = "pick-and-push"
+    operators = ["alice", "bob"]      # or: operator = "alice"
+    device = "scripted"               # scripted | keyboard | gamepad | spacemouse
+    spawn = "stratified"              # stratified | random
+    episode_time_limit_s = 6.25       # simulated seconds; MetaWorld's horizon is 500 steps = 6.25 s
+    break_every_minutes = 25          # optional break reminder for human operators
+
+    [[task]]
+    name = "reach-v3"
+    episodes = 5                      # successful episodes wanted
+
+    [[task]]
+    name = "push-v3"
+    episodes = 5
+
+Every error names the file, the line and the key, because tomllib reports line
+numbers only for syntax errors: the line of a key is found by scanning the text.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from teleop.env import CONTROL_HZ, MAX_STEPS
+from teleop.errors import ToolkitError
+
+SESSION_SPAWN_STRATEGIES = ("stratified", "random")
+HUMAN_DEVICES = ("keyboard", "gamepad", "spacemouse")
+DEVICES = ("scripted", *HUMAN_DEVICES)
+
+_TOP_KEYS = {
+    "name": "plan name, used in the session id",
+    "operator": "the one operator",
+    "operators": "operators who may run this plan (choose with --operator)",
+    "device": f"one of {', '.join(DEVICES)}",
+    "spawn": f"one of {', '.join(SESSION_SPAWN_STRATEGIES)}",
+    "episode_time_limit_s": "simulated seconds per episode",
+    "hold_steps": "steps recorded after the first success",
+    "attempts_per_spawn": "attempts on one spawn before it is replaced by a fresh one",
+    "break_every_minutes": "break reminder interval",
+    "cameras": "cameras to record images from",
+    "image_size": "recorded image side in pixels",
+    "task": "[[task]] blocks",
+}
+_TASK_KEYS = {"name": "MetaWorld v3 task", "episodes": "successful episodes wanted"}
+
+
+class PlanError(ToolkitError):
+    """A plan file that cannot be used; the message names the file, line and key."""
+
+
+@dataclass(frozen=True)
+class TaskBlock:
+    task: str
+    episodes: int  # successful episodes wanted
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """A parsed, checked plan. ``max_steps`` is the time limit in control steps."""
+
+    name: str
+    operators: tuple[str, ...]
+    device: str
+    spawn: str
+    tasks: tuple[TaskBlock, ...]
+    max_steps: int = MAX_STEPS
+    hold_steps: int = 10
+    attempts_per_spawn: int = 3
+    break_every_minutes: float | None = None
+    cameras: tuple[str, ...] = ()
+    image_size: int = 128
+    source: str = ""  # the plan file's text, kept with the session
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def human(self) -> bool:
+        return self.device in HUMAN_DEVICES
+
+    def choose_operator(self, operator: str | None) -> str:
+        if operator:
+            if self.operators and operator not in self.operators:
+                raise PlanError(f"operator {operator!r} is not in the plan's operators "
+                                f"({', '.join(self.operators)}): add them to the plan or pick one of those")
+            return operator
+        if len(self.operators) == 1:
+            return self.operators[0]
+        if not self.operators:
+            raise PlanError("the plan names no operator: add operator = \"NAME\" to it or pass --operator NAME")
+        raise PlanError(f"the plan lists operators {', '.join(self.operators)}: say who you are with --operator NAME")
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name, "operators": list(self.operators), "device": self.device, "spawn": self.spawn,
+            "tasks": [{"task": t.task, "episodes": t.episodes} for t in self.tasks],
+            "max_steps": self.max_steps, "hold_steps": self.hold_steps,
+            "attempts_per_spawn": self.attempts_per_spawn, "break_every_minutes": self.break_every_minutes,
+            "cameras": list(self.cameras), "image_size": self.image_size,
+        }
+
+
+# --------------------------------------------------------------------- key lines
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\"]+)\s*\]\]?")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"']+)\s*=")
+
+
+def key_lines(text: str) -> dict[tuple, int]:
+    """Map (table, block, key) -> 1-based line number, by scanning the text.
+
+    ``table`` is "" for top-level keys; ``block`` counts ``[[table]]`` blocks from 0.
+    """
+    lines: dict[tuple, int] = {}
+    table, block, counts = "", 0, {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw  # the patterns are anchored at the start, so trailing comments do not matter
+        header = _HEADER.match(line)
+        if header:
+            table = header.group(2).strip('"')
+            if header.group(1) == "[[":
+                block = counts.get(table, -1) + 1
+                counts[table] = block
+            else:
+                block = 0
+            lines.setdefault((table, block, None), number)
+            continue
+        key = _KEY.match(line)
+        if key:
+            lines.setdefault((table, block, key.group(1).strip("\"'")), number)
+    return lines
+
+
+# --------------------------------------------------------------------- parsing
+def load_plan(path: str | Path) -> SessionPlan:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise PlanError(f"cannot read plan {path}: {error.strerror or error}") from error
+    return parse_plan(text, path)
+
+
+def _toml():
+    try:
+        import tomllib  # Python 3.11+
+    except ModuleNotFoundError:
+        try:
+            import tomli as tomllib  # the same parser, for Python 3.10
+        except ModuleNotFoundError:
+            raise PlanError("reading a session plan needs Python 3.11+ or `pip install tomli`") from None
+    return tomllib
+
+
+def parse_plan(text: str, path: str | Path = "plan.toml") -> SessionPlan:
+    tomllib = _toml()
+    path = Path(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise PlanError(f"{path}: not valid TOML ({error}): fix the syntax on that line") from error
+    lines = key_lines(text)
+
+    def where(key, table="", block=0):
+        number = lines.get((table, block, key)) or lines.get((table, block, None))
+        return f"{path}:{number}" if number else str(path)
+
+    def fail(message, key, table="", block=0):
+        raise PlanError(f"{where(key, table, block)}: {message}")
+
+    for key in data:
+        if key not in _TOP_KEYS:
+            fail(f"unknown key {key!r}{_suggest(key, _TOP_KEYS)}; known keys: {', '.join(_TOP_KEYS)}", key)
+
+    def typed(key, kind, default, table="", block=0, source=None):
+        value = (data if source is None else source).get(key, default)
+        if value is default:
+            return value
+        ok = isinstance(value, kind) and not (kind in (int, (int, float)) and isinstance(value, bool))
+        if not ok:
+            names = kind.__name__ if isinstance(kind, type) else "number"
+            fail(f"{key} must be a {names}, got {value!r}", key, table, block)
+        return value
+
+    if "operator" in data and "operators" in data:
+        fail("give either operator or operators, not both", "operators")
+    operators = typed("operators", list, [])
+    if "operator" in data:
+        operators = [typed("operator", str, "")]
+    for name in operators:
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
+            fail(f"operator names are letters, digits, '.', '_' or '-', got {name!r}",
+                 "operators" if "operators" in data else "operator")
+
+    device = typed("device", str, "scripted")
+    if device not in DEVICES:
+        fail(f"unknown device {device!r}{_suggest(device, DEVICES)}; use one of {', '.join(DEVICES)}", "device")
+    spawn = typed("spawn", str, "stratified")
+    if spawn not in SESSION_SPAWN_STRATEGIES:
+        fail(f"spawn {spawn!r} is not available in sessions: use stratified (even coverage) or random", "spawn")
+
+    limit = typed("episode_time_limit_s", (int, float), None)
+    max_steps = MAX_STEPS
+    if limit is not None:
+        max_steps = int(math.ceil(limit * CONTROL_HZ - 1e-9))
+        if not 1 <= max_steps <= MAX_STEPS:
+            fail(f"episode_time_limit_s must be in (0, {MAX_STEPS / CONTROL_HZ}] (MetaWorld's horizon is "
+                 f"{MAX_STEPS} steps at {CONTROL_HZ:.0f} Hz), got {limit}", "episode_time_limit_s")
+    hold_steps = typed("hold_steps", int, 10)
+    if hold_steps < 0:
+        fail(f"hold_steps must be >= 0, got {hold_steps}", "hold_steps")
+    attempts = typed("attempts_per_spawn", int, 3)
+    if attempts < 1:
+        fail(f"attempts_per_spawn must be >= 1, got {attempts}", "attempts_per_spawn")
+    break_every = typed("break_every_minutes", (int, float), None)
+    if break_every is not None and break_every <= 0:
+        fail(f"break_every_minutes must be > 0, got {break_every}", "break_every_minutes")
+    cameras = typed("cameras", list, [])
+    if not all(isinstance(c, str) for c in cameras):
+        fail("cameras must be a list of camera names", "cameras")
+    image_size = typed("image_size", int, 128)
+    if image_size < 16:
+        fail(f"image_size must be >= 16, got {image_size}", "image_size")
+
+    blocks = data.get("task", [])
+    if not isinstance(blocks, list) or not blocks:
+        fail("the plan has no [[task]] blocks: add one per task with name and episodes", "task")
+    tasks, seen = [], {}
+    for i, block in enumerate(blocks):
+        if not isinstance(block, dict):
+            fail("task must be written as [[task]] blocks", "task")
+        for key in block:
+            if key not in _TASK_KEYS:
+                fail(f"unknown key {key!r} in [[task]]{_suggest(key, _TASK_KEYS)}; "
+                     f"known keys: {', '.join(_TASK_KEYS)}", key, "task", i)
+        if "name" not in block:
+            fail("[[task]] needs name = \"<task>-v3\"", None, "task", i)
+        name = typed("name", str, None, "task", i, block)
+        episodes = typed("episodes", int, None, "task", i, block)
+        if episodes is None:
+            fail(f"[[task]] {name} needs episodes = N (successful episodes wanted)", "name", "task", i)
+        if episodes < 1:
+            fail(f"episodes must be at least 1, got {episodes}", "episodes", "task", i)
+        if name in seen:
+            fail(f"task {name} is planned twice (first at line {seen[name]}): merge the blocks", "name", "task", i)
+        _check_task_name(name, lambda message: fail(message, "name", "task", i))
+        seen[name] = lines.get(("task", i, "name"), "?")
+        tasks.append(TaskBlock(name, episodes))
+
+    return SessionPlan(
+        name=typed("name", str, path.stem), operators=tuple(operators), device=device, spawn=spawn,
+        tasks=tuple(tasks), max_steps=max_steps, hold_steps=hold_steps, attempts_per_spawn=attempts,
+        break_every_minutes=None if break_every is None else float(break_every), cameras=tuple(cameras),
+        image_size=image_size, source=text, path=path)
+
+
+def _check_task_name(name: str, fail) -> None:
+    from teleop.env import TaskError, check_task
+
+    try:
+        check_task(name)
+    except TaskError as error:
+        fail(str(error))
+
+
+def _suggest(word, known) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

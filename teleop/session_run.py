@@ -1,0 +1,99 @@
+"""Running a session: the scripted expert headless, or a human device through the live window.
+
+``teleop session run PLAN --out DIR`` ends up in :func:`run_session`; the
+session itself (spawn pool, seed range, resume, lock) is ``teleop/session.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from teleop.errors import ToolkitError
+from teleop.plan import load_plan
+from teleop.session import Session
+
+
+def run_session(plan_path: str | Path, out: str | Path, *, operator: str | None = None,
+                progress: bool = True) -> Session:
+    """``teleop session run``: work through the plan (or resume it); writes the report when it ends."""
+    from teleop.session_report import write_report
+
+    plan = load_plan(plan_path)
+    if plan.human:
+        live = _live_runner(plan.device)  # before opening: a missing live window must not start a session
+    with Session.open(plan, out, operator=operator) as session:
+        try:
+            if plan.human:
+                live(session, plan.device)
+            else:
+                run_scripted(session, progress=progress)
+        except KeyboardInterrupt:
+            write_report(session.folder)  # a quit is an end too: report what is there
+            raise
+        write_report(session.folder)
+    return session
+
+
+def _live_runner(device: str):
+    import importlib
+
+    try:
+        live = importlib.import_module("teleop.live")
+    except ModuleNotFoundError as error:
+        if error.name != "teleop.live":
+            raise
+        raise ToolkitError(f"device {device!r} needs the live window (teleop/live.py), which this build does not "
+                           "have yet: run the plan with device = \"scripted\", or update the toolkit") from None
+    runner = getattr(live, "run_session", None)
+    if runner is None:
+        raise ToolkitError(f"device {device!r} needs teleop.live.run_session(session, device), which teleop/live.py "
+                           "does not provide yet: human-device sessions wait on it; use device = \"scripted\" for now")
+    return runner
+
+
+def run_scripted(session: Session, *, progress: bool = True) -> int:
+    """Record every pending episode with MetaWorld's scripted expert, headless. Returns the number kept."""
+    from devices.scripted import ScriptedExpert
+    from teleop.collect import _progress, record_episode
+    from teleop.env import TaskEnv
+    from teleop.mapping import ActionMapper
+    from teleop.recorder import EpisodeBuffer
+
+    plan = session.plan
+    wanted = {b.task: b.episodes for b in plan.tasks}
+    total = sum(wanted.values())
+    bar = _progress(total, f"session {plan.name}", progress)
+    bar.update(sum(min(session.kept_count(b.task), b.episodes) for b in plan.tasks))
+    current, env, device, kept = None, None, None, 0
+    try:
+        while (ticket := session.next_ticket()) is not None:
+            if ticket.task != current:
+                if env is not None:
+                    device.close()
+                    env.close()
+                env = TaskEnv(ticket.task, cameras=plan.cameras, image_size=plan.image_size,
+                              max_steps=plan.max_steps)
+                device = ScriptedExpert(ticket.task)
+                device.connect()
+                buffer = EpisodeBuffer(env, cameras=env.cameras, image_size=plan.image_size)
+                mapper = ActionMapper(device.name, device.frame)
+                current = ticket.task
+            result, episode = record_episode(env, device, mapper, buffer, ticket.spawn, hold_steps=ticket.hold_steps,
+                                             **session.identity())
+            if result.success:
+                session.keep(ticket, episode)
+                kept += 1
+                bar.update(1)
+            else:
+                # The expert is deterministic: the same spawn would fail again, so retire it at once.
+                session.discard(ticket, reason="failed", steps=result.steps, retry=False)
+                failed = len(session.state["tasks"][ticket.task]["retired"])
+                if failed > 2 * wanted[ticket.task] + 10:
+                    raise ToolkitError(f"the scripted expert failed {failed} spawns of {ticket.task}: check the "
+                                       "task, or lower its episodes in the plan")
+    finally:
+        bar.close()
+        if env is not None:
+            device.close()
+            env.close()
+    return kept

@@ -1,0 +1,125 @@
+"""Real-time pacing for the live control loop, and the numbers that say whether it kept time.
+
+The control loop must tick at the environment's 80 Hz on a machine where
+another thread renders with software GL. ``time.sleep`` alone wakes up to a
+millisecond or more late, so :class:`DeadlineScheduler` sleeps until shortly
+before each deadline and spins (yielding the GIL) for the rest. Deadlines are
+absolute (``start + k * period``), so lateness never accumulates; a tick whose
+whole period has passed is counted as missed and skipped rather than bunched
+up with the next one, which would make the arm jump.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class DeadlineScheduler:
+    """Wakes at ``start + k * period`` for k = 1, 2, ...
+
+    spin_s: how long before each deadline to stop sleeping and spin; larger
+        values give less jitter for more CPU.
+    clock / sleep: injectable for tests.
+    """
+
+    def __init__(self, period_s: float, *, spin_s: float = 0.0015, clock=time.perf_counter, sleep=time.sleep):
+        if period_s <= 0:
+            raise ValueError(f"period_s={period_s}: must be positive")
+        self.period_s = period_s
+        self.spin_s = spin_s
+        self._clock = clock
+        self._sleep = sleep
+        self.start = clock()
+        self.tick = 0  # index of the last deadline handed out
+        self.missed = 0
+
+    @property
+    def next_deadline(self) -> float:
+        return self.start + (self.tick + 1) * self.period_s
+
+    def wait(self) -> tuple[float, float]:
+        """Block until the next deadline; returns (deadline, actual wake time).
+
+        When the loop fell behind by a whole period or more, the deadlines that
+        passed are counted in ``missed`` and skipped.
+        """
+        now = self._clock()
+        behind = int((now - self.next_deadline) // self.period_s)
+        if behind >= 1:
+            self.missed += behind
+            self.tick += behind
+        deadline = self.next_deadline
+        remaining = deadline - now
+        if remaining > self.spin_s:
+            self._sleep(remaining - self.spin_s)
+        while True:
+            now = self._clock()
+            if now >= deadline:
+                break
+            self._sleep(0)  # releases the GIL so the render and window threads keep going
+        self.tick += 1
+        return deadline, now
+
+    def rebase(self) -> None:
+        """Start counting again from now (after a pause, so the pause is not counted as missed ticks)."""
+        self.start = self._clock()
+        self.tick = 0
+
+
+def percentile_ms(values, q: float) -> float:
+    """The q-th percentile of ``values`` (seconds) in milliseconds; nan when empty."""
+    if len(values) == 0:
+        return float("nan")
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q) * 1000.0)
+
+
+@dataclass
+class LoopStats:
+    """What the control and display threads measured; appended to from their own threads."""
+
+    tick_jitter: list = field(default_factory=list)  # wake time - deadline, seconds
+    tick_times: list = field(default_factory=list)  # wake times (perf_counter)
+    step_durations: list = field(default_factory=list)  # poll + map + step + record, seconds
+    input_latency: list = field(default_factory=list)  # event arrival -> action applied, seconds
+    pickup_delay: list = field(default_factory=list)  # event posted -> window thread took it (injected only)
+    frame_times: list = field(default_factory=list)  # when each newly rendered frame was shown
+    render_durations: list = field(default_factory=list)
+    missed_ticks: int = 0
+
+    def tick_rate(self) -> float:
+        t = self.tick_times
+        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else float("nan")
+
+    def display_fps(self) -> float:
+        t = self.frame_times
+        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else float("nan")
+
+    def summary(self) -> dict:
+        return {
+            "ticks": len(self.tick_times),
+            "tick_rate_hz": self.tick_rate(),
+            "missed_ticks": self.missed_ticks,
+            "jitter_p50_ms": percentile_ms(self.tick_jitter, 50),
+            "jitter_p99_ms": percentile_ms(self.tick_jitter, 99),
+            "jitter_max_ms": percentile_ms(self.tick_jitter, 100),
+            "step_p99_ms": percentile_ms(self.step_durations, 99),
+            "display_fps": self.display_fps(),
+            "render_p50_ms": percentile_ms(self.render_durations, 50),
+            "latency_n": len(self.input_latency),
+            "latency_p50_ms": percentile_ms(self.input_latency, 50),
+            "latency_p99_ms": percentile_ms(self.input_latency, 99),
+            "latency_max_ms": percentile_ms(self.input_latency, 100),
+            "pickup_p99_ms": percentile_ms(self.pickup_delay, 99),
+        }
+
+    def format(self) -> str:
+        s = self.summary()
+        return (f"control {s['tick_rate_hz']:.2f} Hz over {s['ticks']} ticks, missed {s['missed_ticks']}, "
+                f"jitter p50 {s['jitter_p50_ms']:.3f} ms p99 {s['jitter_p99_ms']:.3f} ms "
+                f"(max {s['jitter_max_ms']:.2f}), recorded-tick work p99 {s['step_p99_ms']:.2f} ms; "
+                f"display {s['display_fps']:.1f} fps (render p50 {s['render_p50_ms']:.1f} ms); "
+                f"input->action latency p50 {s['latency_p50_ms']:.2f} ms p99 {s['latency_p99_ms']:.2f} ms "
+                f"(max {s['latency_max_ms']:.2f}, n={s['latency_n']})")

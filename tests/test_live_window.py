@@ -1,0 +1,168 @@
+"""The live window loop under SDL's dummy video driver: real threads, real pygame events, real files."""
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cli_helpers import run_cli
+from teleop.episode import episode_files, read_episode
+from teleop.replay import replay
+
+sys.path.insert(0, str(Path(__file__).parent / "devices"))
+from test_spacemouse_device import COMPACT, FakeHid, report  # noqa: E402 - the fake hidapi that replays reports
+
+
+def test_scripted_show_records_through_the_live_loop_and_replays_exactly(tmp_path):
+    out = tmp_path / "shown"
+    res = run_cli("teleop.cli", "record", "--device", "scripted", "--show", "--task", "reach-v3", "--episodes", "2",
+                  "--out", str(out), "--seed", "7", "--view-size", "96", timeout=120,
+                  env={"SDL_VIDEODRIVER": "dummy", "TELEOP_CONFIG_DIR": str(tmp_path / "cfg")})
+    assert res.returncode == 0, res.stderr
+    assert "kept 2 episodes" in res.stdout and "control" in res.stderr  # the timing line
+    files = episode_files(out)
+    assert len(files) == 2
+    for path in files:
+        episode = read_episode(path)
+        assert episode.succeeded and episode.attrs["device"] == "scripted"
+        assert episode.attrs["end_reason"] == "success"
+        assert episode.num_steps == episode.attrs["first_success_step"] + 40  # 0.5 s hold at 80 Hz
+        assert replay(path).exact
+    assert {read_episode(p).seed for p in files} == {7, 8}
+
+
+class Operator(threading.Thread):
+    """Plays a script of steps against the running loop: each waits for a condition, then acts."""
+
+    def __init__(self, script, timeout=40.0):
+        super().__init__(daemon=True)
+        self.script, self.timeout = script, timeout
+        self.control = None
+        self.log = {}
+        self.failure = None
+
+    def run(self):
+        import pygame
+
+        try:
+            for name, condition, action in self.script:
+                end = time.time() + self.timeout
+                while not condition(self.control):
+                    if time.time() > end:
+                        raise AssertionError(f"operator step {name!r} timed out "
+                                             f"(phase {self.control.flow.phase}, steps {self.control.flow.steps})")
+                    time.sleep(0.005)
+                self.log[name] = action(self.control)
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            self.failure = error
+            pygame.event.post(pygame.event.Event(pygame.QUIT))
+
+
+def key(kind, code):
+    import pygame
+
+    pygame.event.post(pygame.event.Event(kind, key=code, mod=0, unicode="", scancode=0))
+
+
+def hand(control):
+    return control.env.hand_pos.copy()
+
+
+def run_with(device, script, tmp_path, **config):
+    from teleop.live import LiveConfig, run_live
+
+    operator = Operator(script)
+
+    def start(control):
+        operator.control = control
+        operator.start()
+
+    result = run_live(device, LiveConfig(out=str(tmp_path / "out"), view_size=96, fps=20, **config), on_start=start)
+    operator.join(5)
+    if operator.failure:
+        raise operator.failure
+    return result, operator.log
+
+
+def test_keyboard_d_moves_the_arm_right_in_the_view_and_the_episode_is_kept(tmp_path):
+    import pygame
+
+    from devices.keyboard import KeyboardDevice
+    from teleop.mapping import view_basis
+
+    def idle(c):
+        return c.flow.phase.value == "idle"
+
+    def press_d(c):
+        start = hand(c)
+        key(pygame.KEYDOWN, pygame.K_d)
+        return start
+
+    script = [
+        ("press d", idle, press_d),  # first motion starts the recording
+        ("release d", lambda c: c.flow.steps >= 60, lambda c: key(pygame.KEYUP, pygame.K_d)),
+        ("settled", lambda c: c.flow.steps >= 80, lambda c: (hand(c), view_basis(c.env, "corner"))),
+        ("end", lambda c: True, lambda c: key(pygame.KEYDOWN, pygame.K_RETURN)),
+        ("keep", lambda c: c.flow.phase.value == "review", lambda c: key(pygame.KEYDOWN, pygame.K_k)),
+    ]
+    result, log = run_with(KeyboardDevice(), script, tmp_path, task="reach-v3", episodes=1, camera="corner")
+    moved = log["settled"][0] - log["press d"]
+    right, away = log["settled"][1][:, 0], log["settled"][1][:, 1]
+    assert moved @ right > 0.05  # metres along the view's right
+    assert abs(moved @ away) < 0.3 * (moved @ right)  # and not along the other screen axis
+    assert len(result.written) == 1
+    episode = read_episode(result.written[0])
+    assert episode.attrs["device"] == "keyboard" and episode.attrs["end_reason"] == "ended by the operator"
+    assert not episode.succeeded
+    actions = episode.action[:60, :3]
+    assert np.all(actions @ right > 0.2)  # every recorded action while D was held pushes right
+    assert replay(result.written[0]).exact
+    s = result.stats.summary()
+    assert s["latency_n"] >= 2 and s["ticks"] > 80
+
+
+def test_spacemouse_unplug_pauses_with_a_notice_and_replug_resumes(tmp_path):
+    import pygame
+
+    from devices.spacemouse import SpaceMouseDevice
+
+    hid = FakeHid(COMPACT)
+    path = b"/dev/hidraw0"
+    frozen = {}
+
+    def push_right(c):
+        hid.feed(path, report(1, 350, 0, 0))
+
+    def unplug(c):
+        hid.unplug(path)
+
+    def watch_frozen(c):
+        frozen["steps"], frozen["hud"] = c.flow.steps, c.hud
+        return c.flow.steps
+
+    def replug(c):
+        frozen["after"] = c.flow.steps
+        hid.plug(*COMPACT, path=path)
+
+    script = [
+        ("push", lambda c: c.flow.phase.value == "idle", push_right),
+        ("unplug", lambda c: c.flow.steps >= 20, unplug),
+        ("lost", lambda c: c.flow.device_lost and c.hud is not None and c.hud.device_lost, watch_frozen),
+        ("wait", lambda c: time.sleep(0.3) or True, replug),
+        ("back", lambda c: not c.flow.device_lost and c.device.status.startswith("connected"), push_right),
+        ("moving", lambda c: c.flow.steps >= frozen["after"] + 20, lambda c: key(pygame.KEYDOWN, pygame.K_RETURN)),
+        ("keep", lambda c: c.flow.phase.value == "review", lambda c: key(pygame.KEYDOWN, pygame.K_k)),
+    ]
+    device = SpaceMouseDevice(hid_api=hid, deadzone=0.0, retry_interval_s=0.05)
+    result, log = run_with(device, script, tmp_path, task="reach-v3", episodes=1)
+    assert frozen["after"] <= frozen["steps"] + 1  # nothing stepped during the 0.3 s unplugged
+    assert frozen["hud"].device_lost and "unplugged" in frozen["hud"].device_status
+    from teleop.hud import banner
+
+    assert "UNPLUGGED" in banner(frozen["hud"])[0]
+    episode = read_episode(result.written[0])
+    assert episode.num_steps >= frozen["after"] + 20
+    assert replay(result.written[0]).exact
