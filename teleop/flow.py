@@ -4,6 +4,11 @@
     TOGGLE_RECORD, MARK_SUCCESS--> REVIEW --KEEP / TOGGLE_RECORD--> (kept) IDLE on a fresh spawn
                                            \\--DISCARD--> IDLE on the same spawn
 
+With ``keep_failures=False`` (batch sessions, which want successes only), KEEP
+on an episode that did not succeed ends the attempt as "failed" and moves on
+to a fresh spawn instead of keeping it. Every reset that is not a keep says
+why the attempt ended (``Decision.dropped``), so a session can log it.
+
 PAUSE freezes IDLE or RECORDING (again to resume); RESET gives a fresh spawn
 from anywhere, dropping an unkept episode; QUIT ends; DEVICE_LOST freezes until
 the device reports itself back. The simulator only steps while RECORDING, so a
@@ -40,6 +45,7 @@ class Decision:
     start: bool = False  # a new recording begins with this tick's step
     step: bool = False  # step the simulator (and record the step)
     quit: bool = False
+    dropped: str = ""  # the attempt ended unkept: "discarded", "skipped" (fresh spawn asked) or "failed"
 
 
 @dataclass(frozen=True)
@@ -59,12 +65,14 @@ class EndedEpisode:
 class EpisodeFlow:
     """episodes: how many to keep before DONE. hold_steps: steps recorded after the first
     success before the episode ends. auto: no operator (the scripted expert): start at once,
-    keep successes, replace failures with a fresh spawn."""
+    keep successes, replace failures with a fresh spawn. keep_failures: whether KEEP writes an
+    episode that did not succeed (False: it is dropped as "failed", see the module docstring)."""
 
-    def __init__(self, episodes: int, *, hold_steps: int, auto: bool = False):
+    def __init__(self, episodes: int, *, hold_steps: int, auto: bool = False, keep_failures: bool = True):
         self.episodes = episodes
         self.hold_steps = hold_steps
         self.auto = auto
+        self.keep_failures = keep_failures
         self.phase = Phase.IDLE
         self._paused_from = Phase.IDLE
         self.device_lost = False
@@ -101,12 +109,12 @@ class EpisodeFlow:
             self.device_lost = False
             return Decision()
         if Event.RESET in events:
-            return self._begin(reset="new")
+            return self._begin(reset="new", dropped="skipped")
         if self.phase == Phase.PAUSED:
             if Event.PAUSE in events:
                 self.phase = self._paused_from
             elif Event.DISCARD in events and self._paused_from == Phase.RECORDING:
-                return self._begin(reset="same")
+                return self._begin(reset="same", dropped="discarded")
             return Decision()
         if Event.PAUSE in events and self.phase in (Phase.IDLE, Phase.RECORDING):
             self._paused_from, self.phase = self.phase, Phase.PAUSED
@@ -118,7 +126,7 @@ class EpisodeFlow:
             return Decision()
         if self.phase == Phase.RECORDING:
             if Event.DISCARD in events:
-                return self._begin(reset="same")
+                return self._begin(reset="same", dropped="discarded")
             if Event.MARK_SUCCESS in events:
                 self.marked_success = True
                 return self._end("marked successful by the operator")
@@ -130,9 +138,9 @@ class EpisodeFlow:
             return Decision(step=True)
         # REVIEW
         if self.auto:
-            return self._keep() if self.succeeded else self._begin(reset="new")
+            return self._keep() if self.succeeded else self._begin(reset="new", dropped="failed")
         if Event.DISCARD in events:
-            return self._begin(reset="same")
+            return self._begin(reset="same", dropped="discarded")
         if Event.KEEP in events or Event.TOGGLE_RECORD in events:
             return self._keep()
         return Decision()
@@ -154,6 +162,8 @@ class EpisodeFlow:
         return Decision()
 
     def _keep(self) -> Decision:
+        if not self.keep_failures and not self.succeeded:
+            return self._begin(reset="new", dropped="failed")
         self.kept += 1
         if self.kept >= self.episodes:
             self.phase = Phase.DONE
@@ -161,9 +171,9 @@ class EpisodeFlow:
         decision = self._begin(reset="new")
         return Decision(keep=True, reset=decision.reset)
 
-    def _begin(self, *, reset: str) -> Decision:
+    def _begin(self, *, reset: str, dropped: str = "") -> Decision:
         self.phase = Phase.IDLE
         self.steps = 0
         self.first_success = None
         self.marked_success = False
-        return Decision(reset=reset)
+        return Decision(reset=reset, dropped=dropped)

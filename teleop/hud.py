@@ -1,6 +1,8 @@
 """What the live window shows: the scene from the operator's camera, and the HUD beside it.
 
-Everything here runs on the render thread. :class:`SceneView` owns its own
+:class:`RenderThread` draws; :func:`open_window` and :func:`help_lines_for` are
+the main thread's share (opening the window, the help text). Everything else
+here runs on the render thread. :class:`SceneView` owns its own
 ``MjData`` and renderer: the control thread hands over a copy of the pose
 (qpos and the mocap targets MetaWorld moves the hand with), and the render
 thread recomputes the kinematics on its copy, so it never reads the
@@ -10,11 +12,16 @@ what the operator is told is tested without a window.
 
 from __future__ import annotations
 
+import collections
 import os
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
+
+from teleop.errors import ToolkitError
 
 PANEL_WIDTH = 340
 INSET_SIZE = 160  # picture-in-picture side for --second-camera
@@ -49,6 +56,8 @@ class HudState:
     device_lost: bool = False
     settings: str = ""
     help_lines: tuple = field(default_factory=tuple)
+    progress: tuple = field(default_factory=tuple)  # the episode source's lines (a session's block, counts)
+    reminder: str = ""  # a break reminder, until the operator pauses
 
 
 def phase_label(state: HudState) -> str:
@@ -64,6 +73,7 @@ def hud_lines(state: HudState) -> list[tuple[str, tuple, bool]]:
     lines = [
         (state.task, WHITE, True),
         (f"episode {state.episode} of {state.episodes}", WHITE, False),
+        *((text, BLUE, False) for text in state.progress),
         (phase_label(state), ORANGE if state.device_lost else PHASE_COLORS[state.phase], True),
         (f"time {elapsed:5.1f} s   step {state.steps}", WHITE, False),
         (f"spawn seed {state.seed} (#{state.spawn_index})", WHITE, False),
@@ -71,6 +81,8 @@ def hud_lines(state: HudState) -> list[tuple[str, tuple, bool]]:
     ]
     if state.settings:
         lines.append((state.settings, GREY, False))
+    if state.reminder:
+        lines.append((state.reminder, YELLOW, False))
     if state.success:
         lines.append(("SUCCESS", GREEN, True))
     elif state.phase == "review" and state.end_reason:
@@ -90,6 +102,8 @@ def banner(state: HudState) -> Optional[tuple[str, tuple]]:
         return "PAUSED", YELLOW
     if state.phase == "review":
         return "keep or discard?", BLUE
+    if state.reminder and state.phase == "idle":  # between episodes only: never over a recording
+        return "time for a break (P)", YELLOW
     return None
 
 
@@ -180,6 +194,102 @@ class HudPainter:
         return surface
 
 
+class RenderThread(threading.Thread):
+    """Draws the latest pose and HUD at up to ``fps``; hands finished frames to the main thread."""
+
+    def __init__(self, env, control, config, stats, frame_event: int):
+        super().__init__(name="teleop-render", daemon=True)
+        self.env, self.control, self.config, self.stats = env, control, config, stats
+        self.frame_event = frame_event
+        self.frame = None  # the newest composed pygame Surface
+        self.ready = threading.Event()
+        self.stopping = threading.Event()
+        self.error: Optional[BaseException] = None
+
+    def run(self) -> None:
+        import pygame
+
+        set_thread_nice(self.config.render_nice)
+        view = None
+        try:
+            view = SceneView(self.env, self.config.view_size, inset_camera=self.config.second_camera)
+            painter = HudPainter(self.config.view_size)
+            self.ready.set()
+            period = 1.0 / self.config.fps
+            recent: collections.deque = collections.deque(maxlen=30)
+            inset = None
+            frame = 0
+            next_time = time.perf_counter()
+            while not self.stopping.is_set():
+                started = time.perf_counter()
+                pose, hud = self.control.pose, self.control.hud
+                if pose is None or hud is None:
+                    time.sleep(0.005)
+                    continue
+                view.set_pose(pose)
+                image = view.render(self.config.camera)
+                if self.config.second_camera and (inset is None or frame % 2 == 0):  # half rate: it is small
+                    inset = view.render(self.config.second_camera, inset=True)
+                recent.append(started)
+                fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
+                self.frame = painter.compose(image, inset, hud, fps)
+                self.stats.render_durations.append(time.perf_counter() - started)
+                pygame.event.post(pygame.event.Event(self.frame_event))
+                frame += 1
+                next_time = max(next_time + period, time.perf_counter())
+                time.sleep(max(0.0, next_time - time.perf_counter()))
+        except BaseException as error:  # noqa: BLE001 - handed to the main thread
+            self.error = error
+            self.ready.set()
+        finally:
+            if view is not None:
+                view.close()
+
+
+def open_window(config, device_name: str):
+    """Open the live window (main thread); one-line errors where there is no display."""
+    import pygame
+
+    # Only what the window uses: pygame.init() would also open the sound card.
+    try:
+        pygame.display.init()
+    except pygame.error as error:
+        raise ToolkitError(f"cannot open the teleop window ({error}): run it on a desktop session, or under "
+                           "Xvfb (xvfb-run teleop record ...)") from None
+    if pygame.display.get_driver() in ("offscreen", "dummy") and not os.environ.get("SDL_VIDEODRIVER"):
+        # SDL fell back to an invisible window: the operator would see nothing.
+        pygame.display.quit()
+        raise ToolkitError("no display found (DISPLAY is not set): run it on a desktop session, or under Xvfb "
+                           "(xvfb-run teleop record ...); SDL_VIDEODRIVER=dummy runs it without a window")
+    pygame.font.init()
+    pygame.joystick.init()
+    try:
+        screen = pygame.display.set_mode((config.view_size + PANEL_WIDTH, max(config.view_size, 560)))
+    except pygame.error as error:
+        raise ToolkitError(f"cannot open the teleop window ({error}): run it on a desktop session, or under "
+                           "Xvfb (xvfb-run teleop record ...)") from None
+    pygame.display.set_caption(f"teleop record: {config.task} ({device_name})")
+    return screen
+
+
+def help_lines_for(device) -> list[str]:
+    """The device's bindings, and for a pad or SpaceMouse the window keys that still work."""
+    from devices.keyboard import DEFAULT_KEY_BINDINGS, bindings_help
+
+    lines = list(device.bindings_help()) if hasattr(device, "bindings_help") else []
+    layout = getattr(device, "layout", None)
+    if device.name == "spacemouse" and layout is not None:
+        from devices.actions import ACTION_TEXT
+
+        lines = ["push / pull / lift the cap: move in the view"]
+        lines += [f"{button} button: {ACTION_TEXT[action]}" for button, action in layout.button_actions.items()]
+    if device.name != "keyboard" and device.frame != "world":
+        from devices.actions import EVENT_ACTIONS
+
+        lines += bindings_help({k: a for k, a in DEFAULT_KEY_BINDINGS.items() if a in EVENT_ACTIONS})
+    return lines
+
+
 def set_thread_nice(nice: int) -> bool:
     """Set the calling thread's nice value; False where the OS does not allow it.
 
@@ -189,8 +299,6 @@ def set_thread_nice(nice: int) -> bool:
     without it the loop runs as before, just with less protection from load.
     """
     try:
-        import threading
-
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
         return True
     except (AttributeError, OSError):  # not Linux, or not permitted

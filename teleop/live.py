@@ -16,8 +16,11 @@ Three threads, so that drawing never slows control:
 
 Devices are used from the control thread only (the drivers are not
 thread-safe); they read the events the main thread drained, as their
-docstrings describe. Episodes go through :class:`EpisodeBuffer` and
-:class:`BackgroundWriter`, like headless recording, so they replay exactly.
+docstrings describe. Episodes go through :class:`EpisodeBuffer`, like headless
+recording, so they replay exactly. Where spawns come from and where kept
+episodes go is an :class:`~teleop.episode_source.EpisodeSource`: a spawn stream
+and a background writer for ``teleop record``, a batch session's tickets for
+``teleop session run`` (:func:`run_session`, which opens one window per task block).
 """
 
 from __future__ import annotations
@@ -35,14 +38,14 @@ from typing import Callable, Optional
 import numpy as np
 
 from devices.base import Device, Event
-from teleop.collect import existing_output, prepare_output, spawn_attrs
+from teleop.collect import spawn_attrs
 from teleop.env import CONTROL_HZ, TaskEnv
+from teleop.episode_source import EpisodeSource, RecordSource
 from teleop.errors import ToolkitError
 from teleop.flow import Decision, EpisodeFlow, Phase
-from teleop.hud import HudState, Pose, set_thread_nice
+from teleop.hud import HudState, Pose, RenderThread, help_lines_for, open_window, set_thread_nice
 from teleop.mapping import ActionMapper, ControlSettings, view_basis
-from teleop.recorder import BackgroundWriter, EpisodeBuffer
-from teleop.spawn import SpawnStream
+from teleop.recorder import EpisodeBuffer
 from teleop.timing import DeadlineScheduler, LoopStats
 
 # Device motion below this (fraction of full scale) does not count as "the operator started".
@@ -83,6 +86,7 @@ class LiveResult:
     written: list[Path]
     stats: LoopStats
     kept: int
+    finished: bool = True  # every wanted episode kept (False: the operator quit first)
 
 
 def _window_keys(device: Device):
@@ -99,16 +103,16 @@ class ControlLoop(threading.Thread):
     """Ticks the environment at 80 Hz, runs the episode flow, records; see the module docstring."""
 
     def __init__(self, env: TaskEnv, device: Device, mapper: ActionMapper, config: LiveConfig,
-                 writer: BackgroundWriter, used_seeds: set[int], stats: LoopStats, help_lines: list[str]):
+                 source: EpisodeSource, stats: LoopStats, help_lines: list[str]):
         super().__init__(name="teleop-control", daemon=True)
         import pygame
 
         self.pygame = pygame
         self.env, self.device, self.mapper, self.config = env, device, mapper, config
-        self.writer, self.used_seeds, self.stats = writer, used_seeds, stats
+        self.source, self.stats = source, stats
         self.help_lines = tuple(help_lines)
-        self.flow = EpisodeFlow(config.episodes, hold_steps=config.hold_steps, auto=device.frame == "world")
-        self.stream = SpawnStream(env.spawn_low, env.spawn_high, strategy=config.spawn, base_seed=config.seed)
+        self.flow = EpisodeFlow(source.episodes, hold_steps=config.hold_steps, auto=device.frame == "world",
+                                keep_failures=source.keep_failures)
         self.buffer = EpisodeBuffer(env)
         self.window_keys = _window_keys(device)
         self.inbox: collections.deque = collections.deque()  # (arrival time, [pygame events]) from the main thread
@@ -116,7 +120,6 @@ class ControlLoop(threading.Thread):
         self.error: Optional[BaseException] = None
         self.pose: Optional[Pose] = None  # replaced whole (never mutated), so readers need no lock
         self.hud: Optional[HudState] = None
-        self._index = -1
         self.request = None
         self.attrs: dict = {}
         self.obs: Optional[np.ndarray] = None
@@ -125,19 +128,19 @@ class ControlLoop(threading.Thread):
                              pygame.CONTROLLERBUTTONDOWN, pygame.CONTROLLERBUTTONUP}
 
     # ------------------------------------------------------------------ spawns
-    def reset(self, kind: str) -> None:
-        """kind "new": the next spawn not already in the folder; "same": this spawn again."""
-        if kind == "new" or self.request is None:
-            self._index += 1
-            while self.stream[self._index].seed in self.used_seeds:
-                self._index += 1
-            self.request = self.stream[self._index]
+    def reset(self, kind: str) -> bool:
+        """kind "new": the source's next spawn; "same": this spawn again. False: the source has no more."""
+        request = self.source.next_spawn(kind)
+        if request is None:
+            return False
+        self.request = request
         self.obs = self.env.reset(self.request)
         self.attrs = spawn_attrs(self.env, self.request, self.obs)
         self.device.reset()
         self.mapper.reset()
         self.buffer.clear()
         self._publish_pose()
+        return True
 
     def _publish_pose(self) -> None:
         data = self.env.data
@@ -151,8 +154,7 @@ class ControlLoop(threading.Thread):
             extra_attrs={"first_success_step": ended.first_success_step or -1, "hostname": socket.gethostname(),
                          "end_reason": ended.reason, "marked_success": ended.marked_success,
                          "view_camera": self.config.camera})
-        self.writer.submit(episode)
-        self.used_seeds.add(self.request.seed)
+        self.source.keep(episode)
 
     # ------------------------------------------------------------------ ticks
     def run(self) -> None:
@@ -183,8 +185,12 @@ class ControlLoop(threading.Thread):
             decision, command = self._decide([e for _, batch in inputs for e in batch])
             if decision.keep:
                 self._keep()
+            elif decision.dropped:
+                self.source.drop(decision.dropped, self.buffer.t)  # before the reset clears the buffer
             if decision.reset:
-                self.reset(decision.reset)
+                if not self.reset(decision.reset):  # nothing left to record in this window
+                    self.flow.phase = Phase.DONE
+                    decision = Decision(quit=True)
                 scheduler.rebase()  # a reset takes ~20 ms; not a missed tick of an episode
             elif decision.step:
                 action = self.mapper(command)
@@ -212,6 +218,8 @@ class ControlLoop(threading.Thread):
             extra |= self.window_keys.poll().events
         self.device.observe(self.obs)
         command = self.device.poll()
+        if Event.PAUSE in command.events | extra and self.source.reminder:
+            self.source.take_break()  # pausing while the break reminder shows acknowledges it
         moved = max(abs(v) for v in command.translation) > START_THRESHOLD or (
             command.gripper is not None and command.gripper != self.mapper.gripper)
         present = not self.device.status.startswith("unplugged")
@@ -230,77 +238,27 @@ class ControlLoop(threading.Thread):
 
     def _publish_hud(self) -> None:
         flow, request = self.flow, self.request
+        kept, wanted, progress = self.source.hud(flow.kept)
         self.hud = HudState(
-            task=self.env.task, episode=min(flow.kept + 1, flow.episodes), episodes=flow.episodes,
+            task=self.env.task, episode=min(kept + 1, wanted), episodes=wanted,
             phase=flow.phase.value, steps=flow.steps, control_hz=CONTROL_HZ, device=self.device.name,
             device_status=self.device.status, seed=request.seed, spawn_index=request.index,
             success=flow.first_success is not None and flow.phase in (Phase.RECORDING, Phase.REVIEW, Phase.PAUSED),
             end_reason=flow.ended.reason if flow.ended and flow.phase == Phase.REVIEW else "",
-            device_lost=flow.device_lost, settings=self.config.settings_text, help_lines=self.help_lines)
-
-
-class RenderThread(threading.Thread):
-    """Draws the latest pose and HUD at up to ``fps``; hands finished frames to the main thread."""
-
-    def __init__(self, env: TaskEnv, control: ControlLoop, config: LiveConfig, stats: LoopStats, frame_event: int):
-        super().__init__(name="teleop-render", daemon=True)
-        self.env, self.control, self.config, self.stats = env, control, config, stats
-        self.frame_event = frame_event
-        self.frame = None  # the newest composed pygame Surface
-        self.ready = threading.Event()
-        self.stopping = threading.Event()
-        self.error: Optional[BaseException] = None
-
-    def run(self) -> None:
-        import pygame
-
-        from teleop.hud import HudPainter, SceneView
-
-        set_thread_nice(self.config.render_nice)
-        view = None
-        try:
-            view = SceneView(self.env, self.config.view_size, inset_camera=self.config.second_camera)
-            painter = HudPainter(self.config.view_size)
-            self.ready.set()
-            period = 1.0 / self.config.fps
-            recent: collections.deque = collections.deque(maxlen=30)
-            inset = None
-            frame = 0
-            next_time = time.perf_counter()
-            while not self.stopping.is_set():
-                started = time.perf_counter()
-                pose, hud = self.control.pose, self.control.hud
-                if pose is None or hud is None:
-                    time.sleep(0.005)
-                    continue
-                view.set_pose(pose)
-                image = view.render(self.config.camera)
-                if self.config.second_camera and (inset is None or frame % 2 == 0):  # half rate: it is small
-                    inset = view.render(self.config.second_camera, inset=True)
-                recent.append(started)
-                fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
-                self.frame = painter.compose(image, inset, hud, fps)
-                self.stats.render_durations.append(time.perf_counter() - started)
-                pygame.event.post(pygame.event.Event(self.frame_event))
-                frame += 1
-                next_time = max(next_time + period, time.perf_counter())
-                time.sleep(max(0.0, next_time - time.perf_counter()))
-        except BaseException as error:  # noqa: BLE001 - handed to the main thread
-            self.error = error
-            self.ready.set()
-        finally:
-            if view is not None:
-                view.close()
+            device_lost=flow.device_lost, settings=self.config.settings_text, help_lines=self.help_lines,
+            progress=progress, reminder=self.source.reminder)
 
 
 def run_live(device: Device, config: LiveConfig, *, stats: Optional[LoopStats] = None,
-             help_lines: Optional[list[str]] = None,
+             help_lines: Optional[list[str]] = None, source: Optional[EpisodeSource] = None,
              on_start: Optional[Callable[[ControlLoop], None]] = None) -> LiveResult:
     """Open the window and record until the episodes are kept, QUIT, or the window is closed.
 
     Must run on the main thread (SDL's event pump). Every kept episode is on
-    disk when this returns or raises. ``on_start(control)`` is called once the
-    control loop exists (tests and the benchmark watch its flow).
+    disk when this returns or raises. ``source`` supplies spawns and takes
+    episodes (default: a :class:`RecordSource` on ``config``'s folder, seed and
+    spawn strategy). ``on_start(control)`` is called once the control loop
+    exists (tests and the benchmark watch its flow).
     """
     import pygame
 
@@ -312,27 +270,27 @@ def run_live(device: Device, config: LiveConfig, *, stats: Optional[LoopStats] =
         env.check_camera(config.camera)
         if config.second_camera:
             env.check_camera(config.second_camera)
-        out = prepare_output(config.out, config.task)
+        if source is None:
+            source = RecordSource(config.task, config.episodes, config.out, spawn=config.spawn, seed=config.seed,
+                                  spawn_low=env.spawn_low, spawn_high=env.spawn_high)
     except BaseException:
         env.close()
         raise
-    start_index, used_seeds = existing_output(out)
     # One llvmpipe thread: on a 2-core machine a second GL worker thread mostly competes
     # with the control thread (and measured slower under load, not faster).
     os.environ.setdefault("LP_NUM_THREADS", "1")
-    writer = control = render = None
+    control = render = None
     old_switch = sys.getswitchinterval()
     window_device = hasattr(device, "handle_events")  # reads the window's events: connect after it opens
     try:
         if not window_device:
             device.connect()  # no window yet: "no SpaceMouse found" needs none
-        screen = _open_window(config, device.name)
+        screen = open_window(config, device.name)
         if window_device:
             device.connect()
-        lines = help_lines if help_lines is not None else _help_lines(device)
-        writer = BackgroundWriter(out, start_index)
+        lines = help_lines if help_lines is not None else help_lines_for(device)
         mapper = ActionMapper(device.name, device.frame, None, config.settings)
-        control = ControlLoop(env, device, mapper, config, writer, used_seeds, stats, lines)
+        control = ControlLoop(env, device, mapper, config, source, stats, lines)
         control.reset("new")  # before the view basis: the camera pose needs a forward pass
         mapper.basis = view_basis(env, config.camera) if device.frame != "world" else np.eye(3)
         if control.window_keys is not None:
@@ -373,56 +331,48 @@ def run_live(device: Device, config: LiveConfig, *, stats: Optional[LoopStats] =
             render.stopping.set()
             render.join()
         try:
-            if writer is not None:
-                writer.close()  # every kept episode reaches the disk, whatever happened above
+            source.close()  # every kept episode reaches the disk, whatever happened above
         finally:
             device.close()
             env.close()
             pygame.display.quit()
     if control.error is not None:
         raise control.error
-    return LiveResult(writer.written, stats, control.flow.kept)
+    flow = control.flow
+    return LiveResult(source.written, stats, flow.kept, finished=flow.kept >= flow.episodes)
 
 
-def _open_window(config: LiveConfig, device_name: str):
-    import pygame
+def run_session(session, device: str, *, on_start: Optional[Callable[[ControlLoop], None]] = None,
+                **config) -> LiveResult:
+    """``teleop session run`` with a human device: the live window, fed by ``session``.
 
-    from teleop.hud import PANEL_WIDTH
+    One window per task block still short of episodes (the scene is built for
+    one task), until the plan is done or the operator quits; a quit leaves the
+    session resumable (see :mod:`teleop.episode_source` for what a discard,
+    a fresh spawn and a quit do to the pool). ``config``: further
+    :class:`LiveConfig` fields (camera, view_size, fps, ...). Returns the last
+    window's result, with every episode written in this run.
+    """
+    from devices.registry import make_device
+    from teleop.device_settings import describe, resolve
+    from teleop.episode_source import SessionSource
 
-    # Only what the window uses: pygame.init() would also open the sound card.
-    try:
-        pygame.display.init()
-    except pygame.error as error:
-        raise ToolkitError(f"cannot open the teleop window ({error}): run it on a desktop session, or under "
-                           "Xvfb (xvfb-run teleop record ...)") from None
-    if pygame.display.get_driver() in ("offscreen", "dummy") and not os.environ.get("SDL_VIDEODRIVER"):
-        # SDL fell back to an invisible window: the operator would see nothing.
-        pygame.display.quit()
-        raise ToolkitError("no display found (DISPLAY is not set): run it on a desktop session, or under Xvfb "
-                           "(xvfb-run teleop record ...); SDL_VIDEODRIVER=dummy runs it without a window")
-    pygame.font.init()
-    pygame.joystick.init()
-    try:
-        screen = pygame.display.set_mode((config.view_size + PANEL_WIDTH, max(config.view_size, 560)))
-    except pygame.error as error:
-        raise ToolkitError(f"cannot open the teleop window ({error}): run it on a desktop session, or under "
-                           "Xvfb (xvfb-run teleop record ...)") from None
-    pygame.display.set_caption(f"teleop record: {config.task} ({device_name})")
-    return screen
+    if device == "gamepad":
+        from devices.gamepad import allow_background_events
 
-
-def _help_lines(device: Device) -> list[str]:
-    from devices.keyboard import DEFAULT_KEY_BINDINGS, bindings_help
-
-    lines = list(device.bindings_help()) if hasattr(device, "bindings_help") else []
-    layout = getattr(device, "layout", None)
-    if device.name == "spacemouse" and layout is not None:
-        from devices.actions import ACTION_TEXT
-
-        lines = ["push / pull / lift the cap: move in the view"]
-        lines += [f"{button} button: {ACTION_TEXT[action]}" for button, action in layout.button_actions.items()]
-    if device.name != "keyboard" and device.frame != "world":
-        from devices.actions import EVENT_ACTIONS
-
-        lines += bindings_help({k: a for k, a in DEFAULT_KEY_BINDINGS.items() if a in EVENT_ACTIONS})
-    return lines
+        allow_background_events()  # before SDL starts, or pad input without window focus is dropped
+    settings, _ = resolve(device, save=False)  # the operator's saved sensitivity / inversion
+    plan, written, result = session.plan, [], None
+    while not session.done:
+        source = SessionSource(session)
+        live = LiveConfig(task=source.task, episodes=source.episodes, max_steps=plan.max_steps,
+                          hold_s=plan.hold_steps / CONTROL_HZ, operator=session.operator,
+                          session=session.session_id, settings=settings, settings_text=describe(settings),
+                          **config)
+        result = run_live(make_device(device), live, source=source, on_start=on_start)
+        written += result.written
+        if not result.finished:
+            break  # the operator quit: the session stays resumable
+    if result is None:  # nothing was left to record
+        return LiveResult([], LoopStats(), 0, finished=True)
+    return LiveResult(written, result.stats, len(written), finished=session.done)

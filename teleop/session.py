@@ -245,14 +245,19 @@ class Session:
     def done(self) -> bool:
         return all(self.kept_count(b.task) >= b.episodes for b in self.plan.tasks)
 
-    def next_ticket(self) -> Ticket | None:
-        """The next attempt to record (tasks in plan order), or None when every task has its episodes."""
+    def next_ticket(self, *, again: Ticket | None = None) -> Ticket | None:
+        """The next attempt to record (tasks in plan order), or None when every task has its episodes.
+
+        ``again``: a ticket just discarded; its spawn is handed out again while it is still in the pool
+        (an operator's immediate retry; after ``attempts_per_spawn`` tries it is retired and replaced)."""
         if self._outstanding is not None:
             raise ToolkitError("next_ticket() called before the previous ticket was kept or discarded")
         for block in self.plan.tasks:
             if self.kept_count(block.task) >= block.episodes:
                 continue
-            index = self.pending(block.task)[0]
+            pending = self.pending(block.task)
+            retry = again is not None and again.task == block.task and again.spawn.index in pending
+            index = again.spawn.index if retry else pending[0]
             attempts = self.state["tasks"][block.task]["attempts"].get(str(index), 0)
             self._outstanding = Ticket(block.task, self._stream(block.task)[index], attempts + 1,
                                        self.plan.max_steps, self.plan.hold_steps, time.monotonic())

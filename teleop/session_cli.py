@@ -21,8 +21,12 @@ def cmd_session_run(args) -> int:
     started = time.perf_counter()
     session = run_session(args.plan, args.out, operator=args.operator, progress=not args.quiet)
     print(format_status(session_status(session.folder)))
-    print(f"session finished in {time.perf_counter() - started:.1f} s; report: "
-          f"{Path(args.out) / REPORT_DIR / 'session_report.md'}")
+    report = Path(args.out) / REPORT_DIR / "session_report.md"
+    if session.done:
+        print(f"session finished in {time.perf_counter() - started:.1f} s; report: {report}")
+    else:  # the operator quit the live window
+        print(f"session stopped after {time.perf_counter() - started:.1f} s, not complete; run the same command "
+              f"again to resume. Report so far: {report}")
     return 0
 
 

@@ -14,17 +14,22 @@ from teleop.session import Session
 
 
 def run_session(plan_path: str | Path, out: str | Path, *, operator: str | None = None,
-                progress: bool = True) -> Session:
-    """``teleop session run``: work through the plan (or resume it); writes the report when it ends."""
+                progress: bool = True, live_options: dict | None = None) -> Session:
+    """``teleop session run``: work through the plan (or resume it); writes the report when it ends.
+
+    A human device runs through the live window (:func:`teleop.live.run_session`); ``live_options``
+    go to it (window size, camera, a test's ``on_start`` hook). The operator quitting the window
+    ends the run early; the session is then resumable (``session.done`` is False).
+    """
     from teleop.session_report import write_report
 
     plan = load_plan(plan_path)
-    if plan.human:
-        live = _live_runner(plan.device)  # before opening: a missing live window must not start a session
     with Session.open(plan, out, operator=operator) as session:
         try:
             if plan.human:
-                live(session, plan.device)
+                from teleop.live import run_session as run_live_session
+
+                run_live_session(session, plan.device, **(live_options or {}))
             else:
                 run_scripted(session, progress=progress)
         except KeyboardInterrupt:
@@ -32,23 +37,6 @@ def run_session(plan_path: str | Path, out: str | Path, *, operator: str | None 
             raise
         write_report(session.folder)
     return session
-
-
-def _live_runner(device: str):
-    import importlib
-
-    try:
-        live = importlib.import_module("teleop.live")
-    except ModuleNotFoundError as error:
-        if error.name != "teleop.live":
-            raise
-        raise ToolkitError(f"device {device!r} needs the live window (teleop/live.py), which this build does not "
-                           "have yet: run the plan with device = \"scripted\", or update the toolkit") from None
-    runner = getattr(live, "run_session", None)
-    if runner is None:
-        raise ToolkitError(f"device {device!r} needs teleop.live.run_session(session, device), which teleop/live.py "
-                           "does not provide yet: human-device sessions wait on it; use device = \"scripted\" for now")
-    return runner
 
 
 def run_scripted(session: Session, *, progress: bool = True) -> int:

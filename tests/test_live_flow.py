@@ -117,3 +117,22 @@ def test_inverted_sensitive_mapping_moves_the_other_way_and_scaled():
     tuned = ActionMapper("keyboard", "view", basis, ControlSettings(sensitivity=0.5, invert_x=True))(
         Command((0.5, 0.5, 0.0)))
     assert plain[:2].tolist() == [0.5, 0.5] and tuned[:2].tolist() == [-0.25, 0.25]
+
+
+def test_every_unkept_reset_says_why_and_sessions_drop_failed_keeps():
+    flow = EpisodeFlow(2, hold_steps=0)
+    flow.decide([Event.TOGGLE_RECORD], moved=False)
+    assert flow.decide([Event.DISCARD], moved=False).dropped == "discarded"
+    assert flow.decide([Event.RESET], moved=False).dropped == "skipped"
+    flow.decide([Event.TOGGLE_RECORD], moved=False)
+    kept = flow.decide([Event.KEEP], moved=False)  # a plain recording keeps what the operator keeps
+    assert kept.keep and not kept.dropped and flow.kept == 1
+
+    session = EpisodeFlow(2, hold_steps=0, keep_failures=False)
+    session.decide([Event.TOGGLE_RECORD], moved=False)
+    refused = session.decide([Event.KEEP], moved=False)  # no success: not written, logged as failed
+    assert not refused.keep and refused.dropped == "failed" and refused.reset == "new" and session.kept == 0
+    session.decide([], moved=True)
+    session.stepped(success=True, truncated=False)
+    assert session.phase == Phase.REVIEW
+    assert session.decide([Event.KEEP], moved=False).keep and session.kept == 1

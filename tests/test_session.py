@@ -162,23 +162,6 @@ def test_sessions_draw_disjoint_seed_ranges_and_breaks_are_reminded(tmp_path):
         assert not a.break_due()
 
 
-def test_human_device_session_names_the_missing_live_window(tmp_path):
-    import importlib.util
-
-    plan = tmp_path / "plan.toml"
-    plan.write_text(TWO_TASKS.replace('device = "scripted"', 'device = "keyboard"'))
-    res = run_cli("teleop.cli", "session", "run", str(plan), "--out", str(tmp_path / "s"), "--quiet")
-    if importlib.util.find_spec("teleop.live") is None:
-        assert res.returncode == 2 and "teleop/live.py" in res.stderr
-        assert not (tmp_path / "s").exists()  # refused before a session was started
-    else:
-        live = importlib.import_module("teleop.live")
-        if hasattr(live, "run_session"):
-            pytest.skip("teleop.live.run_session exists: human sessions are covered by the live tests")
-        assert res.returncode == 2 and "run_session" in res.stderr
-        assert not (tmp_path / "s").exists()
-
-
 # --------------------------------------------------------------------- plan errors
 @pytest.mark.parametrize("change, line, words", [
     (('name = "push-v3"', 'name = "psh-v3"'), 11, ["unknown task 'psh-v3'", "push-v3"]),
