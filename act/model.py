@@ -236,9 +236,13 @@ class ACTPolicy(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        nn.init.normal_(self.vae_cls, std=0.02)
-        nn.init.normal_(self.token_pos, std=0.02)
-        nn.init.normal_(self.query_pos, std=0.02)
+        # N(0, 1) as the published code's nn.Embedding tables. The decoder's input is all zeros, so
+        # the chunk steps differ only through query_pos: at std 0.02 every step of a chunk came out
+        # the same for hundreds of steps (pick-place-v3, 45 demos, step 300: val L1 0.405 at std
+        # 0.02 against 0.250 at std 1).
+        nn.init.normal_(self.vae_cls, std=1.0)
+        nn.init.normal_(self.token_pos, std=1.0)
+        nn.init.normal_(self.query_pos, std=1.0)
         for module in (self.vae_encoder, self.encoder, self.decoder):  # DETR's init
             for p in module.parameters():
                 if p.dim() > 1:

@@ -1,0 +1,381 @@
+"""Episodes -> training samples for ACT.
+
+A sample is (episode, t): the policy's input at step t (the 39-float state by default, or slices
+of it, optionally followed by the robot's joint positions) and the action chunk [t, t+K), padded
+past the episode's end with a pad mask so the loss ignores steps that never happened.
+
+Low-dimensional arrays are read once into memory. Images stay on disk and are read per sample
+through one h5py handle per process (DataLoader workers each open their own: an h5py handle must
+not cross a fork). The split into training and validation is by episode, so no validation step
+comes from an episode the policy trained on.
+
+Nothing here imports torch: a bad dataset is refused before the heavy imports start.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from teleop.episode import EpisodeError, episode_files, read_episode
+from teleop.errors import ToolkitError
+from teleop.spawn import SpawnDiversity, spawn_diversity
+
+
+class DataError(ToolkitError):
+    """A dataset that cannot be trained on; the message names the problem and the fix."""
+
+
+class SingleSpawnError(DataError):
+    """Every training episode starts from the same object position."""
+
+
+# --------------------------------------------------------------------------------------------
+# What the policy sees of an episode's observation
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StateSpec:
+    """Which columns of /observations/state feed the policy, and whether qpos follows them.
+
+    The policy at run time applies the same spec to the environment's observation, so it is stored
+    in the checkpoint (`to_dict`).
+    """
+
+    slices: tuple[tuple[int, int], ...] = ((0, 39),)
+    qpos: bool = False
+
+    @classmethod
+    def parse(cls, text: str, *, qpos: bool = False) -> "StateSpec":
+        """'' -> all 39 floats; '0:7,36:39' -> those half-open column ranges, in that order."""
+        if not text.strip():
+            return cls(qpos=qpos)
+        slices = []
+        for part in text.split(","):
+            try:
+                start, stop = (int(v) for v in part.split(":"))
+            except ValueError:
+                raise DataError(f"--state-slices {text!r}: write comma-separated START:STOP ranges "
+                                f"of the 39 state columns, e.g. 0:7,36:39") from None
+            if not 0 <= start < stop <= 39:
+                raise DataError(f"--state-slices range {part!r} must satisfy 0 <= START < STOP <= 39")
+            slices.append((start, stop))
+        return cls(slices=tuple(slices), qpos=qpos)
+
+    def columns(self) -> np.ndarray:
+        return np.concatenate([np.arange(a, b) for a, b in self.slices])
+
+    def state(self, obs: np.ndarray, qpos: np.ndarray | None = None) -> np.ndarray:
+        """obs (..., 39) [+ qpos (..., J)] -> policy input (..., S) float32."""
+        parts = [obs[..., self.columns()]]
+        if self.qpos:
+            if qpos is None:
+                raise ValueError("this policy was trained with --qpos: pass the robot's joint positions")
+            parts.append(qpos)
+        return np.concatenate(parts, axis=-1).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"slices": [list(s) for s in self.slices], "qpos": self.qpos}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "StateSpec":
+        return cls(slices=tuple(tuple(int(v) for v in s) for s in data["slices"]),
+                   qpos=bool(data["qpos"]))
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class EpisodeData:
+    """The parts of one episode file that training needs, in memory (images stay on disk)."""
+
+    path: Path
+    seed: int
+    rand_vec: np.ndarray  # (D,)
+    object_init_pos: np.ndarray  # (3,)
+    state: np.ndarray  # (T, S) float32, already through the StateSpec
+    action: np.ndarray  # (T, A) float32
+    image_shapes: dict[str, tuple[int, int]] = field(default_factory=dict)  # camera -> (H, W)
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.action.shape[0])
+
+
+@dataclass
+class Dataset:
+    task: str
+    episodes: list[EpisodeData]
+    spawn_low: np.ndarray
+    spawn_high: np.ndarray
+    spec: StateSpec
+    cameras: tuple[str, ...]
+    image_size: tuple[int, int] | None
+    skipped: list[str]  # one line per damaged file left out
+
+    def fingerprint(self) -> dict:
+        """What the checkpoint records about the data: enough to tell whether a resumed run reads
+        the same episodes, and to rebuild every spawn."""
+        return {
+            "task": self.task,
+            "spawn_low": self.spawn_low.tolist(),
+            "spawn_high": self.spawn_high.tolist(),
+            "state_spec": self.spec.to_dict(),
+            "cameras": list(self.cameras),
+            "episodes": [{"file": e.path.name, "seed": e.seed, "num_steps": e.num_steps,
+                          "rand_vec": e.rand_vec.tolist(),
+                          "object_init_pos": e.object_init_pos.tolist()} for e in self.episodes],
+        }
+
+
+def load_dataset(folders, *, spec: StateSpec = StateSpec(), cameras: tuple[str, ...] = (),
+                 strict: bool = False) -> Dataset:
+    """Read every episode of the folders. Refuses (DataError) missing or empty folders, mixed tasks
+    or observation layouts, NaN; a damaged file is skipped with a warning, or refused when strict."""
+    if isinstance(folders, (str, os.PathLike)):
+        folders = [folders]
+    paths: list[Path] = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise DataError(f"--data {folder}: no such folder; pass folders written by `teleop record --out`")
+        found = episode_files(folder)
+        if not found:
+            raise DataError(f"--data {folder}: no episode_*.hdf5 files in it; record some with "
+                            f"`teleop record --out {folder}`")
+        paths.extend(found)
+
+    episodes, skipped = [], []
+    task = layout = None
+    spawn_low = spawn_high = None
+    for path in paths:
+        try:
+            episode = read_episode(path)
+        except EpisodeError as error:
+            # The episode module reports NaN/inf through the same error as a damaged file, but a
+            # NaN is bad data, not a broken copy: skipping it silently would hide a recording bug.
+            if "NaN" in str(error):
+                raise DataError(f"{error}: remove that episode or re-record it") from None
+            if strict:
+                raise DataError(f"{error} (--strict: remove the file, or drop --strict to skip it)") from None
+            skipped.append(str(error))
+            continue
+        if not np.all(np.isfinite(episode.qpos)) and spec.qpos:
+            raise DataError(f"{path}: /observations/qpos contains NaN or infinite values; remove that "
+                            f"episode or re-record it")
+        if task is None:
+            task = episode.task
+        elif episode.task != task:
+            raise DataError(f"{path} is a {episode.task} episode but {paths[0]} is {task}: "
+                            f"train on one task at a time (separate the folders)")
+        image_shapes = _image_shapes(path, cameras)
+        this_layout = (episode.state.shape[1], episode.qpos.shape[1] if spec.qpos else 0,
+                       tuple(sorted(image_shapes.items())))
+        if layout is None:
+            layout = this_layout
+        elif this_layout != layout:
+            raise DataError(f"{path} has observation layout (state, qpos, images) {this_layout} but "
+                            f"the first episode has {layout}: every episode must be recorded the same way")
+        if spawn_low is None:
+            spawn_low, spawn_high = _spawn_box(episode.attrs, task)
+        episodes.append(EpisodeData(
+            path=path, seed=episode.seed, rand_vec=episode.rand_vec,
+            object_init_pos=episode.object_init_pos,
+            state=spec.state(episode.state, episode.qpos if spec.qpos else None),
+            action=episode.action.astype(np.float32), image_shapes=image_shapes))
+    for problem in skipped:
+        warnings.warn(f"skipped a damaged episode: {problem} (pass --strict to stop instead)", stacklevel=2)
+    if not episodes:
+        raise DataError(f"no readable episodes in {', '.join(str(f) for f in folders)} "
+                        f"({len(skipped)} damaged); re-record them")
+    image_size = None
+    if cameras:
+        sizes = set(episodes[0].image_shapes.values())
+        if len(sizes) != 1:
+            raise DataError(f"cameras {list(cameras)} have different image sizes {sorted(sizes)}; "
+                            f"record them at one --image-size")
+        image_size = sizes.pop()
+    return Dataset(task=task, episodes=episodes, spawn_low=spawn_low, spawn_high=spawn_high,
+                   spec=spec, cameras=tuple(cameras), image_size=image_size, skipped=skipped)
+
+
+def _image_shapes(path: Path, cameras) -> dict[str, tuple[int, int]]:
+    if not cameras:
+        return {}
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        group = f.get("observations/images")
+        have = list(group.keys()) if group is not None else []
+        missing = [c for c in cameras if c not in have]
+        if missing:
+            raise DataError(f"{path} has no images for camera(s) {', '.join(missing)} (it has "
+                            f"{', '.join(have) or 'none'}); pass --cameras from those, or none")
+        return {c: tuple(int(v) for v in group[c].shape[1:3]) for c in cameras}
+
+
+def _spawn_box(attrs: dict, task: str) -> tuple[np.ndarray, np.ndarray]:
+    if "spawn_low" in attrs and "spawn_high" in attrs:
+        return (np.asarray(attrs["spawn_low"], dtype=np.float64),
+                np.asarray(attrs["spawn_high"], dtype=np.float64))
+    from teleop.env import spawn_box  # older files did not store the box: ask the task
+
+    return spawn_box(task)
+
+
+# --------------------------------------------------------------------------------------------
+# Split and the single-spawn guard
+# --------------------------------------------------------------------------------------------
+
+def split_episodes(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Seeded split by episode: (train indices, val indices), each sorted. At least one training
+    episode; at least one validation episode whenever val_fraction > 0 and n >= 2."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise DataError(f"--val-fraction {val_fraction}: must be in [0, 1)")
+    n_val = 0 if val_fraction == 0 or n < 2 else min(n - 1, max(1, round(val_fraction * n)))
+    order = np.random.default_rng([seed, 2]).permutation(n)
+    return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
+
+
+def check_spawn_diversity(episodes: list[EpisodeData], dataset: Dataset, *,
+                          allow_single_spawn: bool) -> SpawnDiversity:
+    """Stop (SingleSpawnError) when the training episodes all share one spawn, unless allowed;
+    warn when they have only a few."""
+    diversity = spawn_diversity(np.stack([e.object_init_pos for e in episodes]),
+                                np.stack([e.rand_vec for e in episodes]),
+                                dataset.spawn_low, dataset.spawn_high)
+    if diversity.degenerate and not allow_single_spawn:
+        raise SingleSpawnError(
+            f"all {diversity.episodes} training episodes start from the same object position: the "
+            f"policy would reach a good loss and 0% success on random spawns. Re-record with fresh "
+            f"spawns (`teleop record`'s default), or pass --allow-single-spawn for a deliberate experiment")
+    if diversity.warning() is not None and (diversity.few or allow_single_spawn):
+        warnings.warn(diversity.warning(), stacklevel=2)
+    return diversity
+
+
+# --------------------------------------------------------------------------------------------
+# Samples and batches
+# --------------------------------------------------------------------------------------------
+
+class ChunkDataset:
+    """Samples (episode, t) over a list of episodes, as normalized arrays.
+
+    `__getitems__(indices)` builds a whole batch with one gather (the DataLoader calls it when
+    present); `__getitem__` is the one-sample case. Works without workers (state only: a batch is a
+    few fancy-indexing calls) and with them (images: each worker opens its own file handles).
+    """
+
+    def __init__(self, episodes: list[EpisodeData], chunk_size: int, normalizer=None, *,
+                 cameras: tuple[str, ...] = ()):
+        self.episodes = episodes
+        self.chunk_size = chunk_size
+        self.cameras = tuple(cameras)
+        lengths = np.array([e.num_steps for e in episodes])
+        # Sample i is (episode_of[i], step_of[i]).
+        self.episode_of = np.repeat(np.arange(len(episodes)), lengths)  # (N,)
+        self.step_of = np.concatenate([np.arange(t) for t in lengths])  # (N,)
+        state = np.concatenate([e.state for e in episodes])  # (N, S)
+        # Each episode's actions followed by K-1 zero rows, so chunk [t, t+K) is one slice even at
+        # the end; the pad mask says which of those rows are real.
+        k, a = chunk_size, episodes[0].action.shape[1]
+        padded = [np.concatenate([e.action, np.zeros((k - 1, a), np.float32)]) for e in episodes]
+        action = np.concatenate(padded)  # (N + E*(K-1), A)
+        real = np.concatenate([np.r_[np.ones(len(e.action), bool), np.zeros(k - 1, bool)]
+                               for e in episodes])  # (N + E*(K-1),)
+        if normalizer is not None:
+            state = normalizer.normalize_state(state)
+            action = np.where(real[:, None], normalizer.normalize_action(action), 0.0)
+        self.state = state.astype(np.float32)
+        self.action = action.astype(np.float32)
+        self.pad = ~real
+        padded_offsets = np.concatenate([[0], np.cumsum(lengths + k - 1)[:-1]])
+        self.row_of = padded_offsets[self.episode_of] + self.step_of  # (N,) first row of chunk i
+        self._files: dict[int, object] = {}
+        self._pid = None
+
+    def __len__(self) -> int:
+        return int(self.episode_of.shape[0])
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        return {k: v[0] for k, v in self.__getitems__([index]).items()}
+
+    def __getitems__(self, indices) -> dict[str, np.ndarray]:
+        indices = np.asarray(indices, dtype=np.int64)
+        rows = self.row_of[indices][:, None] + np.arange(self.chunk_size)  # (B, K)
+        batch = {
+            "state": self.state[indices],  # (B, S)
+            "action": self.action[rows],  # (B, K, A)
+            "action_pad": self.pad[rows],  # (B, K) True past the episode end
+        }
+        if self.cameras:
+            batch["images"] = self._images(indices)  # (B, N, 3, H, W)
+        return batch
+
+    def _images(self, indices: np.ndarray) -> np.ndarray:
+        frames = []
+        for i in indices:
+            f = self._file(int(self.episode_of[i]))
+            t = int(self.step_of[i])
+            frames.append(np.stack([f[f"observations/images/{c}"][t] for c in self.cameras]))  # (N, H, W, 3)
+        images = np.stack(frames).transpose(0, 1, 4, 2, 3)  # (B, N, 3, H, W)
+        return images.astype(np.float32) / 255.0
+
+    def _file(self, episode: int):
+        import h5py
+
+        if self._pid != os.getpid():
+            # A forked DataLoader worker inherits the parent's handles; HDF5 handles must not be
+            # shared across processes, so every process opens its own.
+            self._files, self._pid = {}, os.getpid()
+        if episode not in self._files:
+            self._files[episode] = h5py.File(self.episodes[episode].path, "r")
+        return self._files[episode]
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_files"], state["_pid"] = {}, None  # spawned workers reopen the files
+        return state
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+        self._files = {}
+
+
+def collate(batch: dict[str, np.ndarray]) -> dict:
+    """numpy batch -> torch tensors (the DataLoader's collate_fn with __getitems__)."""
+    import torch
+
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items()}
+
+
+def step_indices(num_samples: int, batch_size: int, *, seed: int, step: int, rank: int = 0) -> np.ndarray:
+    """The sample indices of one training step, a pure function of (seed, step, rank): a resumed
+    run draws exactly the batches an uninterrupted run would have drawn."""
+    rng = np.random.default_rng([seed, step, rank, 7])
+    return rng.integers(0, num_samples, size=batch_size)
+
+
+class StepBatches:
+    """Batch sampler for the DataLoader: the index lists of steps start_step .. stop_step - 1."""
+
+    def __init__(self, num_samples: int, batch_size: int, *, seed: int, rank: int,
+                 start_step: int, stop_step: int):
+        self.num_samples, self.batch_size = num_samples, batch_size
+        self.seed, self.rank = seed, rank
+        self.start_step, self.stop_step = start_step, stop_step
+
+    def __len__(self) -> int:
+        return max(0, self.stop_step - self.start_step)
+
+    def __iter__(self):
+        for step in range(self.start_step, self.stop_step):
+            yield step_indices(self.num_samples, self.batch_size, seed=self.seed, step=step,
+                               rank=self.rank).tolist()

@@ -1,0 +1,278 @@
+"""act-train as a user runs it: subprocesses with a tiny model and a few steps."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from cli_helpers import ROOT, run_cli
+from act_helpers import TINY_MODEL
+
+torch.set_num_threads(1)
+
+
+def train(*args, timeout=180, env=None):
+    """act-train with the tiny model; flags in args come later and override it."""
+    return run_cli("act.train", *TINY_MODEL, *args, timeout=timeout, env=env)
+
+
+def assert_one_line_error(result, *needles):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: "), result.stderr
+    for needle in needles:
+        assert needle in last, last
+    return last
+
+
+def copy_episodes(src, dst, count):
+    dst.mkdir(parents=True, exist_ok=True)
+    for path in sorted(src.glob("episode_*.hdf5"))[:count]:
+        shutil.copy(path, dst / path.name)
+    return sorted(dst.glob("episode_*.hdf5"))
+
+
+def load(path):
+    from act.checkpoint import load_checkpoint
+
+    return load_checkpoint(path)
+
+
+# ---------------------------------------------------------------------------- a whole small run
+
+@pytest.fixture(scope="module")
+def tiny_run(pick_place_demos, tmp_path_factory):
+    """One 20-step run with validation and rollouts, shared by the tests that read its outputs."""
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    result = train("--data", str(pick_place_demos), "--out", str(out), "--steps", "20", "--val-every", "10",
+                   "--log-every", "5", "--eval-every", "10", "--eval-episodes", "2", "--eval-max-steps", "15",
+                   "--val-fraction", "0.34")
+    assert result.returncode == 0, result.stderr
+    assert "step 20: success" in result.stdout
+    return out
+
+
+def test_run_writes_checkpoints_png_tensorboard(tiny_run, pick_place_demos):
+    out = tiny_run
+    for name in ("latest.pt", "best.pt", "loss.png"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list((out / "tb").glob("events.out.tfevents.*"))
+    assert not list(out.glob(".*partial*"))
+
+    checkpoint = load(out / "latest.pt")
+    from act.checkpoint import CHECKPOINT_KEYS
+
+    assert set(checkpoint) == set(CHECKPOINT_KEYS)
+    assert checkpoint["step"] == 20 and checkpoint["config"]["chunk_size"] == 5
+    assert checkpoint["history"]["step"] == [5, 10, 15, 20]
+    assert checkpoint["history"]["eval_step"] == [10, 20]
+    fingerprint = checkpoint["dataset"]
+    assert fingerprint["task"] == "pick-place-v3" and len(fingerprint["episodes"]) == 6
+    assert len(fingerprint["val_files"]) == 2 and not set(fingerprint["val_files"]) & set(fingerprint["train_files"])
+    first = fingerprint["episodes"][0]
+    assert set(first) == {"file", "seed", "num_steps", "rand_vec", "object_init_pos"}
+    assert not any(k.startswith("module.") for k in checkpoint["model"])
+
+    # A second run into the same folder must not clobber it.
+    again = train("--data", str(pick_place_demos), "--out", str(out), "--steps", "2")
+    assert_one_line_error(again, "--resume")
+
+
+def test_policy_acts_in_both_modes(tiny_run):
+    from act.policy import Policy
+
+    policy = Policy.load(tiny_run)  # the run folder -> best.pt, temporal ensembling
+    actions = policy.act(torch.zeros(3, 39).numpy())
+    assert actions.shape == (3, 4) and actions.dtype.name == "float32"
+    assert abs(actions).max() <= 1.0
+
+    policy = Policy.load(tiny_run / "latest.pt", temporal_ensemble=None, query_every=5)
+    rng = torch.Generator().manual_seed(0)
+    obs = torch.randn(5, 2, 39, generator=rng).numpy() * 0.1
+    chunk = policy.normalizer.unnormalize_action(policy.model.predict_chunk(
+        policy.normalizer.normalize_state(torch.from_numpy(obs[0]).float())))  # (B, K, A)
+    policy.reset()
+    for t in range(5):  # later observations are ignored until the chunk runs out
+        torch.testing.assert_close(torch.from_numpy(policy.act(obs[t])), chunk[:, t].clamp(-1, 1))
+
+
+def test_rollout_is_deterministic_and_eval_spawns_avoid_training_seeds(tiny_run):
+    from act.policy import Policy
+    from act.rollout import EVAL_BASE_SEED, evaluation_spawns, rollout
+    from teleop.errors import ToolkitError
+
+    checkpoint = load(tiny_run / "latest.pt")
+    low, high = checkpoint["dataset"]["spawn_low"], checkpoint["dataset"]["spawn_high"]
+    seeds = [e["seed"] for e in checkpoint["dataset"]["episodes"]]
+    spawns = evaluation_spawns(low, high, 2, training_seeds=seeds)
+    assert [s.seed for s in spawns] == [EVAL_BASE_SEED, EVAL_BASE_SEED + 1]
+    with pytest.raises(ToolkitError, match="used by training"):
+        evaluation_spawns(low, high, 2, base_seed=seeds[0], training_seeds=seeds)
+    policy = Policy.load(tiny_run)
+    first = rollout(policy, "pick-place-v3", spawns, max_steps=10)
+    second = rollout(policy, "pick-place-v3", spawns, max_steps=10)
+    assert [r.to_dict() for r in first] == [r.to_dict() for r in second]
+    assert [r.length for r in first] == [10, 10] and first[0].spawn != first[1].spawn
+    assert all(r.final_obj_to_target > 0 for r in first)
+
+
+# ---------------------------------------------------------------------------- resume
+
+def test_resume_after_sigkill_matches_uninterrupted_run(pick_place_demos, tmp_path):
+    common = ["--data", str(pick_place_demos), "--steps", "200", "--checkpoint-every", "10",
+              "--log-every", "10", "--val-every", "50"]
+    whole = train(*common, "--out", str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr
+
+    out = tmp_path / "killed"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "act.train", *common, "--out", str(out), *TINY_MODEL],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "latest.pt").exists():
+            assert proc.poll() is None, "training ended before its first checkpoint"
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = load(out / "latest.pt")["step"]
+    assert 10 <= killed_at < 200, killed_at
+
+    resumed = train(*common, "--out", str(out), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = load(tmp_path / "whole" / "latest.pt"), load(out / "latest.pt")
+    assert b["step"] == 200
+    assert a["model"].keys() == b["model"].keys()
+    for name in a["model"]:
+        assert torch.equal(a["model"][name], b["model"][name]), name
+    assert a["history"] == b["history"]  # the same loss trace, bit for bit
+    assert a["optimizer"]["state"][0]["exp_avg"].equal(b["optimizer"]["state"][0]["exp_avg"])
+
+
+def test_resume_refuses_mismatched_or_bad_checkpoints(pick_place_demos, tmp_path):
+    out = tmp_path / "run"
+    assert train("--data", str(pick_place_demos), "--out", str(out), "--steps", "2").returncode == 0
+    changed = train("--data", str(pick_place_demos), "--out", str(out), "--resume", "--hidden-dim", "32")
+    assert_one_line_error(changed, "hidden_dim", "--resume")
+    (out / "latest.pt").write_bytes((out / "latest.pt").read_bytes()[:5000])
+    assert_one_line_error(train("--data", str(pick_place_demos), "--out", str(out), "--resume"), "damaged")
+    assert_one_line_error(train("--data", str(pick_place_demos), "--out", str(tmp_path / "none"), "--resume"),
+                          "does not exist")
+
+
+def test_resume_refuses_changed_seed_or_data(tiny_run, pick_place_demos):
+    from act.train import ToolkitError, TrainConfig, _check_resumable
+    from act.config import ACTConfig
+
+    checkpoint = load(tiny_run / "latest.pt")
+    config = ACTConfig.from_dict(checkpoint["config"])
+    args = TrainConfig(**checkpoint["train_args"])
+    _check_resumable(checkpoint, config, args, checkpoint["dataset"], tiny_run)  # same run: fine
+    args.steps = 500  # training longer is what --resume is for
+    _check_resumable(checkpoint, config, args, checkpoint["dataset"], tiny_run)
+    with pytest.raises(ToolkitError, match="--seed"):
+        _check_resumable(checkpoint, config, TrainConfig(**{**checkpoint["train_args"], "seed": 5}),
+                         checkpoint["dataset"], tiny_run)
+    fewer = {**checkpoint["dataset"], "episodes": checkpoint["dataset"]["episodes"][:-1]}
+    with pytest.raises(ToolkitError, match="same --data"):
+        _check_resumable(checkpoint, config, args, fewer, tiny_run)
+
+
+# ---------------------------------------------------------------------------- bad inputs
+
+def test_empty_and_missing_folders(tmp_path):
+    assert_one_line_error(train("--data", str(tmp_path), "--out", str(tmp_path / "r")), "no episode_")
+    assert_one_line_error(train("--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r")), "no such folder")
+
+
+def test_mixed_tasks_refused(pick_place_demos, push_demo, tmp_path):
+    result = train("--data", str(pick_place_demos), str(push_demo), "--out", str(tmp_path / "r"))
+    assert_one_line_error(result, "push-v3", "one task")
+
+
+def test_nan_refused(pick_place_demos, tmp_path):
+    import h5py
+
+    files = copy_episodes(pick_place_demos, tmp_path / "data", 3)
+    with h5py.File(files[2], "r+") as f:
+        f["action"][4, 1] = float("nan")
+    assert_one_line_error(train("--data", str(tmp_path / "data"), "--out", str(tmp_path / "r")),
+                          "NaN", files[2].name)
+
+
+def test_corrupt_file_skipped_with_warning_or_refused_with_strict(pick_place_demos, tmp_path):
+    files = copy_episodes(pick_place_demos, tmp_path / "data", 4)
+    files[1].write_bytes(files[1].read_bytes()[:3000])
+    skipped = train("--data", str(tmp_path / "data"), "--out", str(tmp_path / "r"), "--steps", "2")
+    assert skipped.returncode == 0, skipped.stderr
+    assert f"warning: skipped a damaged episode: {files[1]}" in skipped.stderr
+    assert len(load(tmp_path / "r" / "latest.pt")["dataset"]["episodes"]) == 3
+    strict = train("--data", str(tmp_path / "data"), "--out", str(tmp_path / "r2"), "--strict")
+    assert_one_line_error(strict, files[1].name, "--strict")
+
+
+def test_bad_model_flags_are_one_line_errors(pick_place_demos, tmp_path):
+    result = train("--data", str(pick_place_demos), "--out", str(tmp_path / "r"), "--n-heads", "3")
+    assert_one_line_error(result, "n_heads")
+
+
+# ---------------------------------------------------------------------------- the diversity guard
+
+def test_guard_refuses_single_spawn_then_trains_when_allowed(fixed_spawn_demos, tmp_path):
+    refused = train("--data", str(fixed_spawn_demos), "--out", str(tmp_path / "r"))
+    line = assert_one_line_error(refused, "same object position", "0% success", "--allow-single-spawn")
+    assert not (tmp_path / "r").exists()
+    assert "random spawns" in line
+    allowed = train("--data", str(fixed_spawn_demos), "--out", str(tmp_path / "r"), "--steps", "2",
+                    "--allow-single-spawn")
+    assert allowed.returncode == 0, allowed.stderr
+    assert "warning: all 2 episodes start from the same object position" in allowed.stderr
+    assert (tmp_path / "r" / "latest.pt").exists()
+
+
+# ---------------------------------------------------------------------------- DDP and images
+
+def test_two_process_ddp_on_cpu_with_gloo(pick_place_demos, tmp_path):
+    out = tmp_path / "ddp"
+    result = run_cli("torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "act.train",
+                     "--data", str(pick_place_demos), "--out", str(out), "--steps", "6", "--checkpoint-every", "3",
+                     *TINY_MODEL, timeout=240, env={"OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = load(out / "latest.pt")
+    assert checkpoint["step"] == 6 and checkpoint["rng"]["world_size"] == 2
+    assert not any(k.startswith("module.") for k in checkpoint["model"])
+
+
+def _torchvision_problem():
+    try:
+        import torchvision  # noqa: F401
+    except Exception as error:  # noqa: BLE001 - a mismatched build raises RuntimeError
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+@pytest.mark.skipif(_torchvision_problem() is not None,
+                    reason=f"torchvision does not import here ({_torchvision_problem()}); "
+                           f"image training needs it (pip install 'teleop-act[vision]')")
+def test_image_observation_run(image_demos, tmp_path):
+    result = train("--data", str(image_demos), "--out", str(tmp_path / "r"), "--cameras", "corner2",
+                   "--steps", "2", "--hidden-dim", "16", "--val-fraction", "0")
+    assert result.returncode == 0, result.stderr
+    assert load(tmp_path / "r" / "latest.pt")["config"]["camera_names"] == ["corner2"]
+
+
+@pytest.mark.skipif(_torchvision_problem() is None, reason="torchvision imports here")
+def test_cameras_without_torchvision_is_a_clean_error(image_demos, tmp_path):
+    result = train("--data", str(image_demos), "--out", str(tmp_path / "r"), "--cameras", "corner2",
+                   "--steps", "2", "--val-fraction", "0")
+    assert_one_line_error(result, "torchvision")
