@@ -1,5 +1,5 @@
 # The two commands a new user runs:
-#   make demo   set up (virtual environment + install) and run the pipeline end to end
+#   make demo   set up (virtual environment + install), then record, train and evaluate end to end
 #   make test   set up if needed and run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -17,9 +17,7 @@ $(BIN)/teleop: pyproject.toml
 setup: $(BIN)/teleop
 
 demo: setup
-	$(BIN)/teleop record --device scripted --task pick-place-v3 --episodes 20 --out recordings/demo-pick-place
-	$(BIN)/teleop inspect recordings/demo-pick-place
-	$(BIN)/teleop replay --verify recordings/demo-pick-place
+	$(BIN)/teleop demo
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -47,9 +47,12 @@ def evaluation_spawns(low, high, count: int, *, base_seed: int = EVAL_BASE_SEED,
 
 
 def rollout(policy, task: str, spawns: list[Spawn], *, max_steps: int = 500, batch_size: int = 10,
-            stop_on_success: bool = True, envs=None) -> list[RolloutResult]:
+            stop_on_success: bool = True, envs=None, on_step=None) -> list[RolloutResult]:
     """One episode per spawn, in groups of `batch_size` environments. An episode ends at its first
-    success (when stop_on_success) or at max_steps."""
+    success (when stop_on_success) or at max_steps.
+
+    on_step(slot, env, step, success), if given, is called after each reset (step 0) and after
+    every step of an episode still running (e.g. to render video frames)."""
     from teleop.env import TaskEnv
 
     cameras = tuple(policy.config.camera_names)
@@ -63,7 +66,8 @@ def rollout(policy, task: str, spawns: list[Spawn], *, max_steps: int = 500, bat
         for start in range(0, len(spawns), len(envs)):
             group = spawns[start:start + len(envs)]
             results.extend(_run_group(policy, envs[:len(group)], group, max_steps=max_steps,
-                                      stop_on_success=stop_on_success, cameras=cameras, size=size))
+                                      stop_on_success=stop_on_success, cameras=cameras, size=size,
+                                      on_step=on_step))
         return results
     finally:
         if own_envs:
@@ -71,9 +75,13 @@ def rollout(policy, task: str, spawns: list[Spawn], *, max_steps: int = 500, bat
                 env.close()
 
 
-def _run_group(policy, envs, spawns, *, max_steps, stop_on_success, cameras, size) -> list[RolloutResult]:
+def _run_group(policy, envs, spawns, *, max_steps, stop_on_success, cameras, size,
+               on_step=None) -> list[RolloutResult]:
     b = len(envs)
     obs = np.stack([env.reset(spawn) for env, spawn in zip(envs, spawns)])  # (B, 39)
+    if on_step is not None:
+        for i, env in enumerate(envs):
+            on_step(i, env, 0, False)
     policy.reset()
     done = np.zeros(b, bool)
     length = np.zeros(b, int)
@@ -97,6 +105,8 @@ def _run_group(policy, envs, spawns, *, max_steps, stop_on_success, cameras, siz
             distance[i] = float(info["obj_to_target"])
             if success and first_success[i] is None:
                 first_success[i] = int(length[i])
+            if on_step is not None:
+                on_step(i, env, int(length[i]), first_success[i] is not None)
             if truncated or length[i] >= max_steps or (stop_on_success and success):
                 done[i] = True
     return [RolloutResult(seed=int(spawn.seed), spawn=env.rand_vec.tolist(),

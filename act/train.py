@@ -36,7 +36,8 @@ DATA_DEFINED = ("state_dim", "action_dim", "camera_names", "image_size")
 # TrainConfig fields a resumed run may change without changing what it computes.
 RESUMABLE_CHANGES = ("steps", "resume", "device", "threads", "workers", "progress", "strict",
                      "log_every", "val_every", "checkpoint_every", "eval_every", "eval_episodes",
-                     "eval_max_steps", "eval_temporal_ensemble", "data", "out", "allow_single_spawn")
+                     "eval_max_steps", "eval_temporal_ensemble", "data", "out", "allow_single_spawn",
+                     "max_minutes")
 VAL_SAMPLES = 2048  # a fixed, evenly spread subset keeps validation cheap and deterministic
 
 
@@ -91,6 +92,8 @@ class TrainConfig:
     """DataLoader worker processes (useful with images; state batches are built in-process)."""
     progress: bool = True
     """Show a progress bar."""
+    max_minutes: float = 0.0
+    """Stop after this many minutes of wall time and save the checkpoint (0: train for --steps)."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -262,6 +265,9 @@ def run(train: TrainConfig, model_flags: dict) -> dict:
         except OSError as error:
             raise ToolkitError(f"cannot create --out {out}: {error.strerror or error}") from None
 
+    if dist.enabled and train.max_minutes:
+        # Ranks would stop at different steps and wait for each other forever.
+        raise ToolkitError("--max-minutes works in a single process only; under torchrun use --steps")
     if dist.enabled:
         torch.distributed.init_process_group("nccl" if train.device == "cuda" else "gloo")
     try:
@@ -362,7 +368,7 @@ def _train_loop(train, dist, device, model, optimizer, config, normalizer, datas
     last_val = metrics.get("last_val_loss")
     step = start_step
     model.train()
-    tick = time.perf_counter()
+    tick = started = time.perf_counter()
     try:
         for batch in loader:
             fetched = time.perf_counter()
@@ -437,6 +443,11 @@ def _train_loop(train, dist, device, model, optimizer, config, normalizer, datas
                 save_checkpoint(out / LATEST, checkpoint_dict(step))
                 writer.flush()
             bar.update(1)
+            if train.max_minutes and time.perf_counter() - started > train.max_minutes * 60:
+                if step % train.checkpoint_every:
+                    save_checkpoint(out / LATEST, checkpoint_dict(step))
+                bar.write(f"time budget of {train.max_minutes:g} min reached at step {step} of {train.steps}")
+                break
             tick = time.perf_counter()  # validation, rollouts and checkpoints are not step time
     except KeyboardInterrupt:
         if dist.master and step > start_step:

@@ -164,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     from teleop.session_cli import add_commands as add_session_merge_export
 
     add_session_merge_export(sub)  # teleop session run|status|report, teleop merge, teleop export
+    from teleop.demo import add_command as add_demo
+
+    add_demo(sub)
     return parser
 
 

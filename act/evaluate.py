@@ -1,0 +1,420 @@
+"""`act-eval`: does a trained policy work on spawns it has never seen, and how sure are we?
+
+    act-eval --ckpt runs/NAME --episodes 50 --out evals/NAME [--videos 5] [--workers 2]
+    act-eval --ckpt runs/NAME --shard 0/2 --out evals/a ; act-eval merge evals/a evals/b --out evals/all
+
+Evaluation spawns are independent random draws from the task's full spawn box, with seeds
+``seed .. seed+episodes-1`` that must not overlap the training seeds the checkpoint recorded.
+Episodes run in fixed groups of ``batch_size`` (one forward pass per group and step); a group's
+results depend only on its spawns, so any worker count or sharding gives identical numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from act.rollout import EVAL_BASE_SEED
+from teleop.errors import ToolkitError
+
+
+@dataclass
+class EvalConfig:
+    ckpt: str = ""
+    """checkpoint file, or a run folder (its best.pt, else latest.pt)"""
+    episodes: int = 50
+    """evaluation episodes, each on a fresh random spawn"""
+    out: str = "evals/latest"
+    """folder for results.json, results.md, the coverage PNG and the videos"""
+    seed: int = EVAL_BASE_SEED
+    """base seed of the evaluation spawns: episode i uses seed + i (must not overlap training seeds)"""
+    query_every: int = 0
+    """open-loop chunks: query the policy every n steps and run its actions in between (0: off)"""
+    temporal_ensemble: float = 0.01
+    """temporal ensembling weight k (query every step, exponential weights); used unless --query-every"""
+    videos: int = 5
+    """H.264 videos of the first K episodes (-1: all)"""
+    camera: str = "corner"
+    """camera for the videos (the live window's default view)"""
+    video_size: int = 256
+    """video frame side in pixels"""
+    workers: int = 1
+    """processes running episode groups in parallel (results do not depend on it)"""
+    shard: str = ""
+    """i/n: run only the i-th of n disjoint slices of the episodes (combine with `act-eval merge`)"""
+    task: str = ""
+    """evaluate on another task than the checkpoint's (a warning says so)"""
+    max_steps: int = 500
+    """step limit per episode"""
+    batch_size: int = 10
+    """episodes stepped together in one forward pass"""
+    allow_seed_overlap: bool = False
+    """evaluate even if evaluation seeds were used for training (the numbers then mean less)"""
+
+
+# --------------------------------------------------------------------- planning
+def _shard_groups(episodes: int, batch_size: int, shard: str) -> list[list[int]]:
+    """Episode indices in groups of batch_size; with shard "i/n", the i-th contiguous slice of groups."""
+    groups = [list(range(s, min(s + batch_size, episodes))) for s in range(0, episodes, batch_size)]
+    if not shard:
+        return groups
+    try:
+        i, n = (int(x) for x in shard.split("/"))
+        assert 0 <= i < n
+    except (ValueError, AssertionError):
+        raise ToolkitError(f"--shard {shard!r}: use i/n with 0 <= i < n, e.g. --shard 0/2") from None
+    bounds = np.linspace(0, len(groups), n + 1).round().astype(int)
+    return groups[bounds[i]:bounds[i + 1]]
+
+
+def _inference_kwargs(cfg: EvalConfig) -> dict:
+    if cfg.query_every:
+        return {"query_every": cfg.query_every, "temporal_ensemble": None}
+    return {"temporal_ensemble": cfg.temporal_ensemble, "query_every": None}
+
+
+# --------------------------------------------------------------------- workers
+def _run_groups(job: dict) -> list[dict]:
+    """Run some episode groups in this process. Pure function of its arguments (for worker invariance)."""
+    import torch
+
+    torch.set_num_threads(1)
+    from act.policy import Policy
+    from act.rollout import rollout
+    from teleop.env import TaskEnv
+    from teleop.spawn import Spawn
+
+    policy = Policy.load(job["ckpt"], **job["inference"])
+    cameras = tuple(policy.config.camera_names)
+    envs = [TaskEnv(job["task"], cameras=cameras, max_steps=job["max_steps"]) for _ in range(job["batch_size"])]
+    if job["videos"]:
+        envs[0].check_camera(job["camera"])
+    records = []
+    try:
+        for group in job["groups"]:
+            spawns = [Spawn(seed=job["seeds"][i], index=i, strategy="random",
+                            candidate=np.asarray(job["candidates"][i])) for i in group]
+            frames = {i: [] for i in group if i < job["videos"]}
+            query_every = job["inference"]["query_every"]
+
+            def on_step(slot, env, step, success, frames=frames, group=group):
+                index = group[slot]
+                if index in frames:
+                    from act.videos import annotate
+
+                    new_chunk = query_every is None or (step % query_every == 0)
+                    label = "ensemble" if query_every is None else f"chunk/{query_every}"
+                    frames[index].append(annotate(env.render(job["camera"], job["video_size"]), step=step,
+                                                  success=success, new_chunk=new_chunk, label=label))
+
+            results = rollout(policy, job["task"], spawns, max_steps=job["max_steps"], envs=envs[:len(group)],
+                              on_step=on_step if frames else None)
+            for slot, (index, result) in enumerate(zip(group, results)):
+                record = result.to_dict()
+                record["index"] = index
+                record["final_frame"] = envs[slot].render(job["camera"], 160) if job["sheet"] else None
+                if index in frames:
+                    record["video"] = _write_video(Path(job["video_dir"]) / f"episode_{index:03d}.mp4", frames[index])
+                records.append(record)
+    finally:
+        for env in envs:
+            env.close()
+    return records
+
+
+def _write_video(path: Path, frames: list) -> str | None:
+    from teleop.video import VideoWriter
+
+    try:
+        with VideoWriter(path, fps=30.0) as video:
+            for frame in frames[::3] + [frames[-1]]:  # 80 Hz control shown at about 27 frames/s of video
+                video.append(frame)
+    except (OSError, ToolkitError) as error:
+        print(f"warning: could not write video {path}: {error}", file=sys.stderr)
+        return None
+    return str(path)
+
+
+# --------------------------------------------------------------------- evaluation
+def evaluate(cfg: EvalConfig, *, progress: bool = True) -> dict:
+    from act.checkpoint import load_checkpoint, resolve_checkpoint
+    from act.rollout import evaluation_spawns
+    from teleop.env import TaskEnv, check_task
+
+    if cfg.episodes < 1:
+        raise ToolkitError(f"--episodes must be at least 1, got {cfg.episodes}")
+    if cfg.workers < 1:
+        raise ToolkitError(f"--workers must be at least 1, got {cfg.workers}")
+    ckpt_path = resolve_checkpoint(cfg.ckpt)
+    checkpoint = load_checkpoint(ckpt_path)
+    dataset = checkpoint["dataset"]
+    trained_task = dataset["task"]
+    task = cfg.task or trained_task
+    check_task(task)
+    if task != trained_task:
+        warnings.warn(f"the policy was trained on {trained_task}; evaluating it on {task}")
+    probe = TaskEnv(task)
+    low, high = probe.spawn_low, probe.spawn_high
+    if cfg.videos:
+        probe.check_camera(cfg.camera)
+    probe.close()
+
+    train_files = set(dataset.get("train_files") or [e["file"] for e in dataset["episodes"]])
+    train_spawns = np.array([e["rand_vec"][:3] for e in dataset["episodes"] if e["file"] in train_files])
+    training_seeds = [int(e["seed"]) for e in dataset["episodes"]]
+    try:
+        spawns = evaluation_spawns(low, high, cfg.episodes, base_seed=cfg.seed,
+                                   training_seeds=() if cfg.allow_seed_overlap else training_seeds)
+    except ToolkitError as error:
+        raise ToolkitError(f"{error} (e.g. --seed {max(training_seeds) + 1 + EVAL_BASE_SEED}), "
+                           "or pass --allow-seed-overlap") from None
+
+    out = Path(cfg.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ToolkitError(f"cannot create --out {out}: {error.strerror or error}") from None
+    video_dir = out / "videos"
+    videos = cfg.episodes if cfg.videos < 0 else min(cfg.videos, cfg.episodes)
+    if videos:
+        try:
+            video_dir.mkdir(parents=True, exist_ok=True)
+            probe_file = video_dir / ".write-test"
+            probe_file.write_bytes(b"")
+            probe_file.unlink()
+        except OSError as error:
+            print(f"warning: videos skipped, cannot write {video_dir}: {error.strerror or error}; "
+                  "the metrics are still saved", file=sys.stderr)
+            videos = 0
+
+    groups = _shard_groups(cfg.episodes, cfg.batch_size, cfg.shard)
+    job = {"ckpt": str(ckpt_path), "inference": _inference_kwargs(cfg), "task": task, "max_steps": cfg.max_steps,
+           "batch_size": cfg.batch_size, "seeds": [s.seed for s in spawns],
+           "candidates": [s.candidate.tolist() for s in spawns], "videos": videos, "camera": cfg.camera,
+           "video_size": cfg.video_size, "video_dir": str(video_dir), "sheet": True}
+    total = sum(len(g) for g in groups)
+    started = time.perf_counter()
+    records = _run_all(job, groups, cfg.workers, total, progress)
+    elapsed = time.perf_counter() - started
+    records.sort(key=lambda r: r["index"])
+    report = {
+        "checkpoint": str(ckpt_path),
+        "checkpoint_step": int(checkpoint["step"]),
+        "task": task,
+        "trained_task": trained_task,
+        "inference": _inference_kwargs(cfg),
+        "seed": cfg.seed,
+        "shard": cfg.shard or None,
+        "elapsed_s": elapsed,
+        "env_steps": int(sum(r["length"] for r in records)),
+        "train_spawns": train_spawns.tolist(),
+        "spawn_low": low.tolist(),
+        "spawn_high": high.tolist(),
+    }
+    sheet_frames = [(r["index"], np.asarray(r.pop("final_frame"), dtype=np.uint8), r["success"]) for r in records]
+    report["episodes"] = records
+    write_report(report, out, sheet_frames=sheet_frames)
+    return report
+
+
+def _run_all(job: dict, groups: list[list[int]], workers: int, total: int, progress: bool) -> list[dict]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc="evaluating", unit="ep", file=sys.stderr, disable=not progress,
+               dynamic_ncols=True)
+    records: list[dict] = []
+    try:
+        if workers == 1 or len(groups) == 1:
+            for group in groups:
+                records.extend(_run_groups({**job, "groups": [group]}))
+                bar.update(len(group))
+                bar.set_postfix(success=sum(r["success"] for r in records), refresh=False)
+        else:
+            import multiprocessing
+
+            context = multiprocessing.get_context("spawn")
+            with context.Pool(min(workers, len(groups))) as pool:
+                for result in pool.imap_unordered(_run_groups, [{**job, "groups": [g]} for g in groups]):
+                    records.extend(result)
+                    bar.update(len(result))
+                    bar.set_postfix(success=sum(r["success"] for r in records), refresh=False)
+    finally:
+        bar.close()
+    return records
+
+
+# --------------------------------------------------------------------- reporting
+def analyse(report: dict) -> dict:
+    """Summary metrics plus where the evaluation spawns lie against the training spawns."""
+    from act.coverage import relate
+    from act.metrics import summarize, wilson_interval
+
+    episodes = report["episodes"]
+    rows = [dict(success=e["success"], length=e["length"], final_distance=e["final_obj_to_target"],
+                 total_reward=e["total_reward"], steps_to_success=e["steps_to_success"]) for e in episodes]
+    summary = summarize(rows)
+    relation = relate(np.asarray(report["train_spawns"]).reshape(-1, 3),
+                      np.array([e["spawn"][:3] for e in episodes]), report["spawn_low"], report["spawn_high"])
+    for e, distance, inside in zip(episodes, relation.nearest_train_distance, relation.inside_hull):
+        e["nearest_train_distance"] = float(distance)
+        e["inside_train_hull"] = bool(inside)
+    split = {}
+    for name, mask in (("inside", relation.inside_hull), ("outside", ~relation.inside_hull)):
+        n = int(mask.sum())
+        k = int(sum(e["success"] for e, m in zip(episodes, mask) if m))
+        split[name] = {"episodes": n, "successes": k, "success_rate": k / n if n else None,
+                       "success_ci95": list(wilson_interval(k, n)) if n else None}
+    coverage = {"train_spawns": len(report["train_spawns"]), **split,
+                "median_nearest_train_distance": float(np.median(relation.nearest_train_distance))}
+    return {"summary": summary, "coverage": coverage}
+
+
+def write_report(report: dict, out: Path, *, sheet_frames=()) -> None:
+    from act.coverage import plot_coverage
+
+    report.update(analyse(report))
+    s, c = report["summary"], report["coverage"]
+    png = out / "spawn_coverage.png"
+    plot_coverage(png, report["train_spawns"], [e["spawn"][:3] for e in report["episodes"]],
+                  [e["success"] for e in report["episodes"]], report["spawn_low"], report["spawn_high"],
+                  title=f"{report['task']}: {s['successes']}/{s['episodes']} successes; "
+                        f"{c['inside']['episodes']} eval spawns inside the training hull")
+    report["coverage_png"] = str(png)
+    if sheet_frames:
+        from act.videos import contact_sheet
+
+        sheet = out / "final_frames.png"
+        contact_sheet([f for _, f, _ in sheet_frames],
+                      [f"#{i} {'success' if ok else 'fail'}" for i, _, ok in sheet_frames], sheet)
+        report["contact_sheet"] = str(sheet)
+    _atomic_write(out / "results.json", json.dumps(report, indent=1))
+    _atomic_write(out / "results.md", format_markdown(report))
+    print(format_table(report))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _rate(block: dict | None) -> str:
+    if not block or not block["episodes"]:
+        return "-"
+    low, high = block["success_ci95"]
+    return f"{block['successes']}/{block['episodes']} = {block['success_rate']:.0%} (95% CI {low:.0%}-{high:.0%})"
+
+
+def format_table(report: dict) -> str:
+    s, c = report["summary"], report["coverage"]
+    inference = report["inference"]
+    mode = (f"temporal ensemble k={inference['temporal_ensemble']}" if inference["temporal_ensemble"] is not None
+            else f"chunks, query every {inference['query_every']}")
+    lines = [
+        f"checkpoint        {report['checkpoint']} (step {report['checkpoint_step']})",
+        f"task              {report['task']}" + ("" if report["task"] == report["trained_task"]
+                                                else f" (trained on {report['trained_task']})"),
+        f"inference         {mode}",
+        f"success           {_rate(s)}",
+        f"mean length       {s['mean_length']:.1f} steps",
+        f"steps to success  {s['mean_steps_to_success']:.1f}" if s["mean_steps_to_success"] is not None
+        else "steps to success  -",
+        f"final obj-goal    {s['mean_final_distance']:.3f} m (mean)",
+        f"total reward      {s['mean_total_reward']:.1f} (mean)",
+        f"training spawns   {c['train_spawns']}",
+        f"inside hull       {_rate(c['inside'])}",
+        f"outside hull      {_rate(c['outside'])}",
+    ]
+    if c["inside"]["episodes"] == 0:
+        lines.append("WARNING: every evaluation spawn lies outside the training spawns' hull: the policy "
+                     "was never trained where it is evaluated (single-spawn or narrow data?)")
+    if report.get("elapsed_s"):
+        lines.append(f"throughput        {report['env_steps'] / report['elapsed_s']:.0f} env steps/s "
+                     f"({report['elapsed_s']:.1f} s)")
+    return "\n".join(lines)
+
+
+def format_markdown(report: dict) -> str:
+    lines = ["# Evaluation", "", "```", format_table(report), "```", "",
+             f"![spawn coverage]({Path(report['coverage_png']).name})", ""]
+    if report.get("contact_sheet"):
+        lines += [f"![final frames]({Path(report['contact_sheet']).name})", ""]
+    lines += ["| # | seed | object x | object y | success | length | final obj-goal (m) | reward | "
+              "nearest train spawn (m) | inside hull | video |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for e in report["episodes"]:
+        video = f"[mp4](videos/{Path(e['video']).name})" if e.get("video") else ""
+        lines.append(f"| {e['index']} | {e['seed']} | {e['spawn'][0]:+.3f} | {e['spawn'][1]:+.3f} | "
+                     f"{'yes' if e['success'] else 'no'} | {e['length']} | {e['final_obj_to_target']:.3f} | "
+                     f"{e['total_reward']:.0f} | {e['nearest_train_distance']:.3f} | "
+                     f"{'yes' if e['inside_train_hull'] else 'no'} | {video} |")
+    return "\n".join(lines) + "\n"
+
+
+def merge(folders: list[str], out: str) -> dict:
+    """Combine shard results into one report (refuses shards of different checkpoints or settings)."""
+    reports = []
+    for folder in folders:
+        path = Path(folder) / "results.json"
+        try:
+            reports.append(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError) as error:
+            raise ToolkitError(f"{path}: not an act-eval result ({error}); pass folders written by act-eval") from None
+    keys = ("checkpoint", "task", "inference", "seed")
+    for r in reports[1:]:
+        for key in keys:
+            if r[key] != reports[0][key]:
+                raise ToolkitError(f"cannot merge: {key} differs ({reports[0][key]!r} vs {r[key]!r})")
+    episodes = [e for r in reports for e in r["episodes"]]
+    indices = [e["index"] for e in episodes]
+    if len(set(indices)) != len(indices):
+        raise ToolkitError("cannot merge: the shards share episodes (run disjoint --shard i/n slices)")
+    merged = {k: v for k, v in reports[0].items() if k not in ("episodes", "summary", "coverage")}
+    merged.update(shard=None, elapsed_s=max(r["elapsed_s"] for r in reports),
+                  env_steps=sum(r["env_steps"] for r in reports),
+                  episodes=sorted(episodes, key=lambda e: e["index"]))
+    out_path = Path(out)
+    out_path.mkdir(parents=True, exist_ok=True)
+    write_report(merged, out_path)
+    return merged
+
+
+# --------------------------------------------------------------------- CLI
+def main(argv=None) -> int:
+    import argparse
+
+    from act.flags import add_dataclass_flags
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv[:1] == ["merge"]:
+            parser = argparse.ArgumentParser(prog="act-eval merge", description="combine act-eval shards")
+            parser.add_argument("folders", nargs="+")
+            parser.add_argument("--out", required=True)
+            args = parser.parse_args(argv[1:])
+            merge(args.folders, args.out)
+            print(f"results: {Path(args.out) / 'results.md'}")
+            return 0
+        parser = argparse.ArgumentParser(prog="act-eval", description=__doc__.splitlines()[0])
+        add_dataclass_flags(parser, EvalConfig, required=("ckpt",))
+        cfg = EvalConfig(**vars(parser.parse_args(argv)))
+        report = evaluate(cfg)
+        out = Path(cfg.out)
+        print(f"results: {out / 'results.json'}, {out / 'results.md'}; coverage: {report['coverage_png']}")
+        if any(e.get("video") for e in report["episodes"]):
+            print(f"videos: {out / 'videos'}")
+        return 0
+    except ToolkitError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

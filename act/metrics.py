@@ -1,0 +1,43 @@
+"""Evaluation metrics with honest uncertainty."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """95% Wilson score interval for a binomial proportion (good at 0% and 100%, unlike the normal one)."""
+    if trials <= 0:
+        return (0.0, 1.0)
+    if not 0 <= successes <= trials:
+        raise ValueError(f"successes={successes} must be within 0..trials={trials}")
+    p = successes / trials
+    denom = 1.0 + z * z / trials
+    center = (p + z * z / (2 * trials)) / denom
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
+    return (max(0.0, center - half), min(1.0, center + half))
+
+
+def summarize(episodes: list[dict]) -> dict:
+    """Aggregate per-episode results (dicts with success, length, final_distance, total_reward,
+    steps_to_success) into the metrics act-eval reports."""
+    n = len(episodes)
+    successes = sum(bool(e["success"]) for e in episodes)
+    low, high = wilson_interval(successes, n)
+    to_success = [e["steps_to_success"] for e in episodes if e["success"]]
+
+    def mean(key):
+        return float(np.mean([e[key] for e in episodes])) if episodes else float("nan")
+
+    return {
+        "episodes": n,
+        "successes": successes,
+        "success_rate": successes / n if n else float("nan"),
+        "success_ci95": [low, high],
+        "mean_length": mean("length"),
+        "mean_final_distance": mean("final_distance"),
+        "mean_total_reward": mean("total_reward"),
+        "mean_steps_to_success": float(np.mean(to_success)) if to_success else None,
+    }

@@ -1,0 +1,61 @@
+"""Wilson intervals and the training/evaluation spawn relation."""
+
+import numpy as np
+import pytest
+
+from act.coverage import in_hull, relate
+from act.metrics import summarize, wilson_interval
+
+
+@pytest.mark.parametrize("k,n,expected", [
+    # Reference values from the closed form (Wilson 1927), z = 1.96.
+    (0, 50, (0.0, 0.0714)),
+    (50, 50, (0.9286, 1.0)),
+    (25, 50, (0.3664, 0.6336)),
+    (47, 50, (0.8378, 0.9794)),
+])
+def test_wilson_interval_matches_reference_values(k, n, expected):
+    low, high = wilson_interval(k, n)
+    assert low == pytest.approx(expected[0], abs=5e-4)
+    assert high == pytest.approx(expected[1], abs=5e-4)
+
+
+def test_wilson_interval_narrows_with_more_trials_and_contains_the_estimate():
+    a = wilson_interval(9, 10)
+    b = wilson_interval(90, 100)
+    assert a[0] < 0.9 < a[1] and b[0] < 0.9 < b[1]
+    assert (b[1] - b[0]) < (a[1] - a[0])
+    with pytest.raises(ValueError):
+        wilson_interval(11, 10)
+
+
+def test_summary_reports_rates_means_and_steps_to_success():
+    eps = [dict(success=True, length=60, final_distance=0.01, total_reward=500.0, steps_to_success=50),
+           dict(success=False, length=500, final_distance=0.2, total_reward=100.0, steps_to_success=None)]
+    s = summarize(eps)
+    assert s["successes"] == 1 and s["success_rate"] == 0.5
+    assert s["mean_length"] == 280 and s["mean_steps_to_success"] == 50
+    assert s["success_ci95"][0] < 0.5 < s["success_ci95"][1]
+
+
+def test_hull_handles_area_segment_and_point():
+    square = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], float)
+    assert in_hull([0.5, 0.5], square) and in_hull([1.0, 0.5], square)
+    assert not in_hull([1.2, 0.5], square)
+    segment = np.array([[0, 0], [1, 1]], float)
+    assert in_hull([0.5, 0.5], segment) and not in_hull([0.5, 0.6], segment) and not in_hull([2, 2], segment)
+    point = np.array([[0.3, 0.3], [0.3, 0.3]])
+    assert in_hull([0.3, 0.3], point) and not in_hull([0.31, 0.3], point)
+
+
+def test_single_spawn_training_puts_every_random_eval_spawn_outside():
+    low, high = np.array([-0.1, 0.6, 0.02]), np.array([0.1, 0.7, 0.02])
+    train = np.tile([0.0, 0.65, 0.02], (20, 1))
+    evals = np.random.default_rng(0).uniform(low, high, size=(50, 3))
+    rel = relate(train, evals, low, high)
+    assert not rel.inside_hull.any()
+    assert list(rel.axes) == [0, 1]
+    assert np.all(rel.nearest_train_distance > 0)
+    diverse = np.random.default_rng(1).uniform(low, high, size=(200, 3))
+    rel = relate(diverse, evals, low, high)
+    assert rel.inside_hull.mean() > 0.8
