@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from teleop.atomic import replacing
 from teleop.errors import ToolkitError
 
 FORMAT = "act-checkpoint/1"
@@ -62,25 +63,12 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> Path:
     if missing:
         raise ValueError(f"checkpoint lacks keys {missing}")
     _check_plain(checkpoint)
-    tmp = path.with_name(f".{path.name}.partial")
     try:
-        with open(tmp, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with replacing(path) as tmp:
+            torch.save(checkpoint, tmp)
     except OSError as error:
-        tmp.unlink(missing_ok=True)
         raise CheckpointError(f"cannot write checkpoint {path}: {error.strerror or error}; "
                               f"free disk space or choose another --out") from error
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
     return path
 
 

@@ -12,7 +12,6 @@ results depend only on its spawns, so any worker count or sharding gives identic
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 import warnings
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from act.rollout import EVAL_BASE_SEED
+from teleop.atomic import write_text
 from teleop.errors import ToolkitError
 
 
@@ -294,15 +294,9 @@ def write_report(report: dict, out: Path, *, sheet_frames=()) -> None:
         contact_sheet([f for _, f, _ in sheet_frames],
                       [f"#{i} {'success' if ok else 'fail'}" for i, _, ok in sheet_frames], sheet)
         report["contact_sheet"] = str(sheet)
-    _atomic_write(out / "results.json", json.dumps(report, indent=1))
-    _atomic_write(out / "results.md", format_markdown(report))
+    write_text(out / "results.json", json.dumps(report, indent=1))
+    write_text(out / "results.md", format_markdown(report))
     print(format_table(report))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _rate(block: dict | None) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import socket
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 

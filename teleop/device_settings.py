@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from teleop.atomic import write_text
 from teleop.errors import ToolkitError
 from teleop.mapping import ControlSettings
 
@@ -114,9 +115,7 @@ def write_all(settings: dict[str, ControlSettings], path: Optional[Path] = None)
         lines += [f"[{device}]", f"sensitivity = {s.sensitivity!r}", f"invert = [{invert}]", ""]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text("\n".join(lines), encoding="utf-8")
-        os.replace(partial, path)
+        write_text(path, "\n".join(lines))
     except OSError as error:
         raise SettingsError(f"cannot save device settings to {path}: {error.strerror or error}; "
                             f"set {CONFIG_DIR_ENV} to a writable folder") from None

@@ -29,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from teleop.atomic import TMP_SUFFIX, write_bytes
 from teleop.errors import ToolkitError
 
 SCHEMA = "teleop-episode/1"
 FILE_PATTERN = re.compile(r"^episode_(\d{6,})\.hdf5$")
-TMP_SUFFIX = ".partial"
 REQUIRED_ATTRS = (
     "schema", "task", "seed", "rand_vec", "object_init_pos", "goal_pos", "spawn_strategy",
     "success", "num_steps", "control_hz", "device", "operator", "session",
@@ -154,28 +154,16 @@ def write_episode(path: str | os.PathLike, episode: Episode) -> Path:
     """
     path = Path(path)
     episode.validate()
-    tmp = path.with_name(f".{path.name}{TMP_SUFFIX}")
     # The HDF5 image is built in memory and written with plain file I/O: h5py
     # crashes the process when the disk fills up under it, while os.write
     # raises a clean OSError that we can report.
     image = _hdf5_image(episode)
     try:
-        with open(tmp, "wb") as f:
-            f.write(image)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException as error:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        if isinstance(error, OSError):
-            raise EpisodeError(f"cannot write {path}: {error.strerror or error} "
-                               "(free some disk space or choose a writable --out; earlier episodes are intact)"
-                               ) from error
-        raise
+        write_bytes(path, image)
+    except OSError as error:
+        raise EpisodeError(f"cannot write {path}: {error.strerror or error} "
+                           "(free some disk space or choose a writable --out; earlier episodes are intact)"
+                           ) from error
     return path
 
 
@@ -222,19 +210,6 @@ def _hdf5_image(episode: Episode) -> bytes:
         f.create_dataset("sim_state", data=episode.sim_state)
         f.flush()
         return f.id.get_file_image()
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _attr_value(value):

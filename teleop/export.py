@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from teleop.episode import Episode, _fsync_dir, read_episode
+from teleop.atomic import replacing
+from teleop.episode import Episode, read_episode
 from teleop.errors import ToolkitError
 
 FORMATS = ("robomimic",)
@@ -109,12 +110,11 @@ def export_robomimic(sources, out: str | os.PathLike, *, task: str | None = None
                 "env_kwargs": {"benchmark": "metaworld", "goal_observable": True, "control_hz": float(first["control_hz"]),
                                "max_episode_steps": MAX_STEPS, "toolkit": "teleop-act",
                                "versions": first.get("versions", {})}}
-    tmp = out.with_name(f".{out.name}.partial")
     env = TaskEnv(task, max_steps=MAX_STEPS)
     operators: dict[str, list[str]] = {}
     total = 0
     try:
-        with h5py.File(tmp, "w") as f:
+        with replacing(out) as tmp, h5py.File(tmp, "w") as f:
             data = f.create_group("data")
             for name, attrs in zip(names, _bar(chosen, progress)):
                 episode = read_episode(attrs["path"], images=True)
@@ -125,15 +125,8 @@ def export_robomimic(sources, out: str | os.PathLike, *, task: str | None = None
             masks = {"train": train, "valid": valid, **operators}
             for key, demos in masks.items():
                 f.create_dataset(f"mask/{key}", data=np.array(demos, dtype="S"))
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, out)
-        _fsync_dir(out.parent)
-    except BaseException as error:
-        tmp.unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise ToolkitError(f"cannot write {out}: {error.strerror or error}") from error
-        raise
+    except OSError as error:
+        raise ToolkitError(f"cannot write {out}: {error.strerror or error}") from error
     finally:
         env.close()
     return ExportResult(out, len(names), total, {k: len(v) for k, v in masks.items()})

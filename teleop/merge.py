@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from teleop.episode import FILE_PATTERN, EpisodeError, _fsync_dir, episode_files, episode_name, read_attrs, utc_now
+from teleop.atomic import replacing
+from teleop.episode import FILE_PATTERN, EpisodeError, episode_files, episode_name, read_attrs, utc_now
 from teleop.errors import ToolkitError
 
 MANIFEST_NAME = "merge.json"
@@ -175,20 +176,13 @@ def _copy_with_provenance(source: Path, target: Path, digest: str) -> None:
     """Copy under a temporary name, add provenance attrs, fsync, rename: never a half file under a final name."""
     import h5py
 
-    tmp = target.with_name(f".{target.name}.partial")
     try:
-        shutil.copyfile(source, tmp)
-        with h5py.File(tmp, "a") as f:
-            f.attrs["source_file"] = str(Path(source).resolve())
-            f.attrs["actions_sha256"] = digest
-            if "hostname" not in f.attrs:
-                f.attrs["hostname"] = ""
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
-    except BaseException as error:
-        tmp.unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise MergeError(f"cannot write {target}: {error.strerror or error}; files merged before it are intact") from error
-        raise
+        with replacing(target) as tmp:
+            shutil.copyfile(source, tmp)
+            with h5py.File(tmp, "a") as f:
+                f.attrs["source_file"] = str(Path(source).resolve())
+                f.attrs["actions_sha256"] = digest
+                if "hostname" not in f.attrs:
+                    f.attrs["hostname"] = ""
+    except OSError as error:
+        raise MergeError(f"cannot write {target}: {error.strerror or error}; files merged before it are intact") from error

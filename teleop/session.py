@@ -50,7 +50,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from teleop.episode import (Episode, EpisodeError, _fsync_dir, episode_files, episode_name, next_index,
+from teleop.atomic import write_text
+from teleop.episode import (Episode, EpisodeError, episode_files, episode_name, next_index,
                             read_attrs, remove_stale_temporaries, utc_now, write_episode)
 from teleop.errors import ToolkitError
 from teleop.plan import SessionPlan, load_plan
@@ -110,13 +111,7 @@ def read_state(folder: str | Path) -> dict:
 
 
 def write_json_atomic(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    write_text(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def acquire_lock(folder: Path) -> int:

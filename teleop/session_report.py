@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from teleop.atomic import write_text
 from teleop.episode import EpisodeError, episode_files, read_attrs
 from teleop.session import duration_of, read_state
 from teleop.spawn import SpawnDiversity, SpawnStream, spawn_diversity
@@ -190,9 +191,7 @@ def write_report(folder: str | Path) -> Path:
     out.mkdir(exist_ok=True)
     images = [p.name for p in _plot_all(status, out)]
     path = out / "session_report.md"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(format_markdown(status, images))
-    tmp.replace(path)
+    write_text(path, format_markdown(status, images))
     return path
 
 
