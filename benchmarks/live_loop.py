@@ -124,7 +124,7 @@ def main() -> None:
     print(f"display                {s['display_fps']:.1f} fps (target >= 30), render+HUD p50 {s['render_p50_ms']:.1f} ms")
     print(f"input->action latency  p50 {s['latency_p50_ms']:.2f} ms, p99 {s['latency_p99_ms']:.2f} ms, "
           f"max {s['latency_max_ms']:.2f} ms over {s['latency_n']} events (target p99 <= 12.5)")
-    print(f"  of which pick-up     p99 {s['pickup_p99_ms']:.2f} ms (posted -> window thread)")
+    print(f"  of which pick-up     p99 {s['pickup_p99_ms']:.2f} ms (posted -> taken off SDL's queue)")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,16 @@
 """What the live window shows: the scene from the operator's camera, and the HUD beside it.
 
-:class:`RenderThread` draws; :func:`open_window` and :func:`help_lines_for` are
-the main thread's share (opening the window, the help text). Everything else
-here runs on the render thread. :class:`SceneView` owns its own
-``MjData`` and renderer: the control thread hands over a copy of the pose
-(qpos and the mocap targets MetaWorld moves the hand with), and the render
-thread recomputes the kinematics on its copy, so it never reads the
-simulator's data while a step is writing it. :func:`hud_lines` is pure, so
-what the operator is told is tested without a window.
+:class:`HudPainter` composes frames on the render thread (:mod:`teleop.render`);
+:func:`open_window` and :func:`help_lines_for` are the main thread's share
+(opening the window, the help text). The control loop publishes a
+:class:`Pose` copy and a :class:`HudState` each tick. :func:`hud_lines` is
+pure, so what the operator is told is tested without a window.
 """
 
 from __future__ import annotations
 
-import collections
 import os
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -24,6 +19,7 @@ import numpy as np
 from teleop.errors import ToolkitError
 
 PANEL_WIDTH = 340
+BACKGROUND = (24, 24, 28)
 INSET_SIZE = 160  # picture-in-picture side for --second-camera
 WHITE, GREY, RED, GREEN, YELLOW, BLUE, ORANGE = (
     (235, 235, 235), (150, 150, 150), (235, 60, 60), (70, 210, 90), (240, 200, 60), (110, 160, 255), (255, 150, 40))
@@ -107,46 +103,17 @@ def banner(state: HudState) -> Optional[tuple[str, tuple]]:
     return None
 
 
-class SceneView:
-    """Renders named cameras from copied poses; create and use it on one thread (GL contexts are per thread)."""
-
-    def __init__(self, env, size: int, *, inset_camera: Optional[str] = None):
-        import mujoco
-
-        from teleop.env import UPSIDE_DOWN_CAMERAS, fast_renderer
-
-        self._mujoco = mujoco
-        self._upside_down = UPSIDE_DOWN_CAMERAS
-        self.model = env.model
-        self.data = mujoco.MjData(env.model)
-        self.renderer = fast_renderer(env.model, size, size)
-        self.inset = fast_renderer(env.model, INSET_SIZE, INSET_SIZE) if inset_camera else None
-
-    def set_pose(self, pose: Pose) -> None:
-        self.data.qpos[:] = pose.qpos
-        self.data.mocap_pos[:] = pose.mocap_pos
-        self.data.mocap_quat[:] = pose.mocap_quat
-        self._mujoco.mj_forward(self.model, self.data)
-
-    def render(self, camera: str, *, inset: bool = False) -> np.ndarray:
-        renderer = self.inset if inset else self.renderer
-        renderer.update_scene(self.data, camera=camera)
-        image = renderer.render()
-        return image[::-1, ::-1] if camera in self._upside_down else image
-
-    def close(self) -> None:
-        for renderer in (self.renderer, self.inset):
-            if renderer is not None:
-                try:
-                    renderer.close()
-                except Exception:  # noqa: BLE001 - a GL context torn down at exit must not mask real errors
-                    pass
-
-
 class HudPainter:
-    """Composes the scene image(s) and the HUD into one pygame Surface (render thread)."""
+    """Composes the scene image(s) and the HUD into frame Surfaces (render thread).
 
-    def __init__(self, view_size: int):
+    Per frame it only blits: the scene is rendered straight into ``scene``,
+    whose memory a Surface shares (no conversion or copy in numpy), and the
+    side panel is a Surface of its own in which only the lines that changed
+    are redrawn (while recording, the time line and the fps line); font
+    rendering holds the GIL, which the control loop needs on time.
+    """
+
+    def __init__(self, view_size: int, *, inset: bool = False):
         import pygame
 
         self.pygame = pygame
@@ -155,95 +122,61 @@ class HudPainter:
         self.small = pygame.font.Font(None, 20)
         self.large = pygame.font.Font(None, 30)
         self.huge = pygame.font.Font(None, 44)
-        self._text_cache: dict = {}  # font.render holds the GIL: the help lines are drawn once, not per frame
+        self.scene = np.zeros((view_size, view_size, 3), np.uint8)  # SceneView renders into this
+        self._scene_surface = pygame.image.frombuffer(self.scene, (view_size, view_size), "RGB")
+        self.inset = np.zeros((INSET_SIZE, INSET_SIZE, 3), np.uint8) if inset else None
+        self._inset_surface = (pygame.image.frombuffer(self.inset, (INSET_SIZE, INSET_SIZE), "RGB")
+                               if inset else None)
+        self._panel = pygame.Surface((PANEL_WIDTH, self.size[1]))
+        self._panel.fill(BACKGROUND)
+        self._shown: list = []  # the panel's lines as drawn now, fps line last
+        self._banners: dict = {}
 
-    def _text(self, font, text: str, colour):
-        key = (id(font), text, colour)
-        surface = self._text_cache.get(key)
-        if surface is None:
-            if len(self._text_cache) > 500:  # the elapsed-time line changes every frame
-                self._text_cache.clear()
-            surface = self._text_cache[key] = font.render(text, True, colour)
-        return surface
+    def new_frame(self):
+        """A frame Surface; the area below a small scene is never drawn on, so it is filled once here."""
+        frame = self.pygame.Surface(self.size)
+        frame.fill(BACKGROUND)
+        return frame
 
-    def compose(self, image: np.ndarray, inset: Optional[np.ndarray], state: HudState, fps: float):
+    def _update_panel(self, lines: list) -> None:
+        same_layout = len(lines) == len(self._shown) and all(
+            new[2] == old[2] for new, old in zip(lines, self._shown))
+        if not same_layout:
+            self._panel.fill(BACKGROUND)
+        y = 10
+        for i, (text, colour, large) in enumerate(lines):
+            font = self.large if large else self.small
+            height = font.get_linesize() + 2
+            if i == len(lines) - 1:
+                y = self.size[1] - 22  # the fps line sits at the bottom
+            if not same_layout or lines[i] != self._shown[i]:
+                if same_layout:
+                    self._panel.fill(BACKGROUND, (0, y, PANEL_WIDTH, height))
+                if text:
+                    self._panel.blit(font.render(text, True, colour), (12, y))
+            y += height
+        self._shown = lines
+
+    def compose(self, frame, state: HudState, fps: float) -> None:
+        """Draw ``state`` and the current ``scene`` (and ``inset``) pixels into ``frame``."""
         pg = self.pygame
-        surface = pg.Surface(self.size)
-        surface.fill((24, 24, 28))
-        h, w = image.shape[:2]
-        surface.blit(pg.image.frombuffer(np.ascontiguousarray(image).tobytes(), (w, h), "RGB"), (0, 0))
-        if inset is not None:
-            ih, iw = inset.shape[:2]
-            x = self.view_size - iw - 6
-            surface.blit(pg.image.frombuffer(np.ascontiguousarray(inset).tobytes(), (iw, ih), "RGB"), (x, 6))
-            pg.draw.rect(surface, WHITE, (x - 1, 5, iw + 2, ih + 2), 1)
+        frame.blit(self._scene_surface, (0, 0))
+        if self._inset_surface is not None:
+            x = self.view_size - INSET_SIZE - 6
+            frame.blit(self._inset_surface, (x, 6))
+            pg.draw.rect(frame, WHITE, (x - 1, 5, INSET_SIZE + 2, INSET_SIZE + 2), 1)
         if state.phase == "recording" and not state.device_lost:
-            pg.draw.circle(surface, RED, (18, 18), 9)
+            pg.draw.circle(frame, RED, (18, 18), 9)
         shown = banner(state)
         if shown:
-            text = self._text(self.huge, shown[0], shown[1])
+            text = self._banners.get(shown)
+            if text is None:  # a handful of fixed messages: render each once
+                text = self._banners[shown] = self.huge.render(shown[0], True, shown[1])
             box = text.get_rect(center=(self.view_size // 2, self.view_size // 2))
-            pg.draw.rect(surface, (0, 0, 0), box.inflate(20, 12))
-            surface.blit(text, box)
-        y = 10
-        for line, colour, large in hud_lines(state):
-            font = self.large if large else self.small
-            surface.blit(self._text(font, line, colour), (self.view_size + 12, y))
-            y += font.get_linesize() + 2
-        surface.blit(self.small.render(f"display {fps:4.1f} fps", True, GREY), (self.view_size + 12, self.size[1] - 22))
-        return surface
-
-
-class RenderThread(threading.Thread):
-    """Draws the latest pose and HUD at up to ``fps``; hands finished frames to the main thread."""
-
-    def __init__(self, env, control, config, stats, frame_event: int):
-        super().__init__(name="teleop-render", daemon=True)
-        self.env, self.control, self.config, self.stats = env, control, config, stats
-        self.frame_event = frame_event
-        self.frame = None  # the newest composed pygame Surface
-        self.ready = threading.Event()
-        self.stopping = threading.Event()
-        self.error: Optional[BaseException] = None
-
-    def run(self) -> None:
-        import pygame
-
-        set_thread_nice(self.config.render_nice)
-        view = None
-        try:
-            view = SceneView(self.env, self.config.view_size, inset_camera=self.config.second_camera)
-            painter = HudPainter(self.config.view_size)
-            self.ready.set()
-            period = 1.0 / self.config.fps
-            recent: collections.deque = collections.deque(maxlen=30)
-            inset = None
-            frame = 0
-            next_time = time.perf_counter()
-            while not self.stopping.is_set():
-                started = time.perf_counter()
-                pose, hud = self.control.pose, self.control.hud
-                if pose is None or hud is None:
-                    time.sleep(0.005)
-                    continue
-                view.set_pose(pose)
-                image = view.render(self.config.camera)
-                if self.config.second_camera and (inset is None or frame % 2 == 0):  # half rate: it is small
-                    inset = view.render(self.config.second_camera, inset=True)
-                recent.append(started)
-                fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
-                self.frame = painter.compose(image, inset, hud, fps)
-                self.stats.render_durations.append(time.perf_counter() - started)
-                pygame.event.post(pygame.event.Event(self.frame_event))
-                frame += 1
-                next_time = max(next_time + period, time.perf_counter())
-                time.sleep(max(0.0, next_time - time.perf_counter()))
-        except BaseException as error:  # noqa: BLE001 - handed to the main thread
-            self.error = error
-            self.ready.set()
-        finally:
-            if view is not None:
-                view.close()
+            pg.draw.rect(frame, (0, 0, 0), box.inflate(20, 12))
+            frame.blit(text, box)
+        self._update_panel(hud_lines(state) + [(f"display {fps:4.1f} fps", GREY, False)])
+        frame.blit(self._panel, (self.view_size, 0))
 
 
 def open_window(config, device_name: str):

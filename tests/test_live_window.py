@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from cli_helpers import run_cli
 from teleop.episode import episode_files, read_episode

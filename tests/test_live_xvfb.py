@@ -69,7 +69,8 @@ def test_keyboard_window_under_xvfb_moves_the_arm_and_saves_the_episode(xvfb, tm
     try:
         window = _window_id(xvfb, "teleop record", proc)
         assert _x(xvfb, "xdotool", "windowfocus", window).returncode == 0
-        time.sleep(1.5)  # the first frames (EGL start-up) before the operator moves
+        # The first frames (EGL start-up) before the operator moves: generous, as a loaded CI machine is slow.
+        time.sleep(3.0)
         _x(xvfb, "xdotool", "keydown", "d")
         time.sleep(1.0)
         ARTIFACTS.mkdir(exist_ok=True)
@@ -78,7 +79,7 @@ def test_keyboard_window_under_xvfb_moves_the_arm_and_saves_the_episode(xvfb, tm
         _x(xvfb, "xdotool", "keyup", "d")
         time.sleep(0.3)
         _x(xvfb, "xdotool", "key", "Return")  # end the episode
-        time.sleep(0.5)
+        time.sleep(1.0)
         _x(xvfb, "xdotool", "key", "k")  # keep it: the last episode, so the window closes
         stdout, stderr = proc.communicate(timeout=60)
     finally:

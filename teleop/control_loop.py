@@ -1,0 +1,214 @@
+"""The live window's 80 Hz control loop; it runs on the main thread, which owns SDL's event queue.
+
+Why the main thread. An input that arrives just after a tick waits up to one
+period (12.5 ms) for the next tick whatever we do, so any extra hand-over
+delay puts the latency's tail above one period: with a separate window thread
+passing events on, the measured p99 was 15 ms. Here the loop waits for its
+next deadline *on SDL's event queue* (SDL wakes it when input arrives, so each
+event is stamped with its real arrival time) and drains the queue at the start
+of every tick, just before polling the device: nothing stands between an event
+and the tick that applies it.
+
+Each tick: drain input, poll the device, run the episode flow
+(:mod:`teleop.flow`), step and record, publish a copy of the pose and the HUD
+state for the render thread (:mod:`teleop.render`), then show the newest
+finished frame (``present``, a blit and a flip: cheap, and done after the
+tick's work so it never delays the tick itself).
+
+Devices are used from this thread only (the drivers are not thread-safe); they
+read the events drained here, as their docstrings describe.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Callable, Optional
+
+import numpy as np
+
+from devices.base import Device, Event
+from teleop.collect import spawn_attrs
+from teleop.env import CONTROL_HZ, TaskEnv
+from teleop.episode_source import EpisodeSource
+from teleop.flow import Decision, EpisodeFlow, Phase
+from teleop.hud import HudState, Pose
+from teleop.mapping import ActionMapper
+from teleop.recorder import EpisodeBuffer
+from teleop.timing import DeadlineScheduler, LoopStats
+
+# Device motion below this (fraction of full scale) does not count as "the operator started".
+START_THRESHOLD = 0.05
+
+
+def _window_keys(device: Device):
+    """For a pad or SpaceMouse: the window's keys still give the session events (keep, discard, ...)."""
+    from devices.actions import EVENT_ACTIONS
+    from devices.keyboard import DEFAULT_KEY_BINDINGS, KeyboardDevice
+
+    if device.name == "keyboard" or not hasattr(device, "frame") or device.frame == "world":
+        return None
+    return KeyboardDevice({k: a for k, a in DEFAULT_KEY_BINDINGS.items() if a in EVENT_ACTIONS})
+
+
+class ControlLoop:
+    """Ticks the environment at 80 Hz, runs the episode flow, records; see the module docstring."""
+
+    def __init__(self, env: TaskEnv, device: Device, mapper: ActionMapper, config, source: EpisodeSource,
+                 stats: LoopStats, help_lines: list[str]):
+        import pygame
+
+        self.pygame = pygame
+        self.env, self.device, self.mapper, self.config = env, device, mapper, config
+        self.source, self.stats = source, stats
+        self.help_lines = tuple(help_lines)
+        self.flow = EpisodeFlow(source.episodes, hold_steps=config.hold_steps, auto=device.frame == "world",
+                                keep_failures=source.keep_failures)
+        self.buffer = EpisodeBuffer(env)
+        self.window_keys = _window_keys(device)
+        self.pending: list = []  # (arrival time, [pygame events]) taken off SDL's queue since the last tick
+        self.pose: Optional[Pose] = None  # replaced whole (never mutated), so the render thread needs no lock
+        self.hud: Optional[HudState] = None
+        self.request = None
+        self.attrs: dict = {}
+        self.obs: Optional[np.ndarray] = None
+        self._input_types = {pygame.KEYDOWN, pygame.KEYUP, pygame.JOYAXISMOTION, pygame.JOYBUTTONDOWN,
+                             pygame.JOYBUTTONUP, pygame.JOYHATMOTION, pygame.CONTROLLERAXISMOTION,
+                             pygame.CONTROLLERBUTTONDOWN, pygame.CONTROLLERBUTTONUP}
+
+    # ------------------------------------------------------------------ spawns
+    def reset(self, kind: str) -> bool:
+        """kind "new": the source's next spawn; "same": this spawn again. False: the source has no more."""
+        request = self.source.next_spawn(kind)
+        if request is None:
+            return False
+        self.request = request
+        self.obs = self.env.reset(self.request)
+        self.attrs = spawn_attrs(self.env, self.request, self.obs)
+        self.device.reset()
+        self.mapper.reset()
+        self.buffer.clear()
+        self._publish_pose()
+        return True
+
+    def _publish_pose(self) -> None:
+        data = self.env.data
+        self.pose = Pose(data.qpos.copy(), data.mocap_pos.copy(), data.mocap_quat.copy())
+
+    def _keep(self) -> None:
+        ended = self.flow.ended
+        episode = self.buffer.to_episode(
+            spawn_attrs=self.attrs, success=ended.success, device=self.device.name,
+            operator=self.config.operator, session=self.config.session,
+            extra_attrs={"first_success_step": ended.first_success_step or -1, "hostname": socket.gethostname(),
+                         "end_reason": ended.reason, "marked_success": ended.marked_success,
+                         "view_camera": self.config.camera})
+        self.source.keep(episode)
+
+    # ------------------------------------------------------------------ waiting
+    def wait_for_input(self, seconds: float) -> None:
+        """The scheduler's sleep: wait on SDL's queue, stamping events as they arrive.
+
+        ``pygame.event.wait`` releases the GIL and returns as soon as an event
+        is queued (about 0.6 ms after another thread posts one, on X11 and on
+        the dummy driver alike), so the render thread runs meanwhile and the
+        arrival stamps are true. The timeout is in whole milliseconds, rounded
+        down: the scheduler's final spin covers the rest.
+        """
+        pg = self.pygame
+        if seconds <= 0:
+            time.sleep(0)  # the scheduler's spin: yield the GIL to the render thread
+            return
+        end = time.perf_counter() + seconds
+        while True:
+            ms = int((end - time.perf_counter()) * 1000)
+            if ms < 1:
+                break
+            first = pg.event.wait(ms)
+            if first.type != pg.NOEVENT:
+                self.pending.append((time.perf_counter(), [first, *pg.event.get()]))
+
+    def _drain(self) -> list:
+        inputs, self.pending = self.pending, []
+        events = self.pygame.event.get()  # whatever came in during the spin, up to this very moment
+        if events:
+            inputs.append((time.perf_counter(), events))
+        return inputs
+
+    # ------------------------------------------------------------------ ticks
+    def run(self, present: Callable[[], None] = lambda: None) -> None:
+        """Tick until the flow says quit (episodes done, QUIT, the window closed); exceptions propagate."""
+        clock = time.perf_counter
+        scheduler = DeadlineScheduler(1.0 / CONTROL_HZ, sleep=self.wait_for_input)
+        stats = self.stats
+        while True:
+            deadline, woke = scheduler.wait()
+            stats.tick_jitter.append(woke - deadline)
+            stats.tick_times.append(woke)
+            inputs = self._drain()
+            decision, command = self._decide([e for _, batch in inputs for e in batch])
+            if decision.keep:
+                self._keep()
+            elif decision.dropped:
+                self.source.drop(decision.dropped, self.buffer.t)  # before the reset clears the buffer
+            if decision.reset:
+                if not self.reset(decision.reset):  # nothing left to record in this window
+                    self.flow.phase = Phase.DONE
+                    decision = Decision(quit=True)
+                scheduler.rebase()  # a reset takes ~20 ms; not a missed tick of an episode
+            elif decision.step:
+                action = self.mapper(command)
+                applied = clock()
+                self._note_latency(inputs, applied)
+                self.buffer.before_step(self.obs)
+                self.obs, reward, success, truncated, _ = self.env.step(action)
+                self.buffer.after_step(action, reward, success)
+                self.flow.stepped(success, truncated)
+                self._publish_pose()
+                stats.step_durations.append(clock() - woke)
+            stats.missed_ticks = scheduler.missed
+            self._publish_hud()
+            if decision.quit:
+                return
+            present()
+
+    def _decide(self, events) -> tuple[Decision, object]:
+        extra = set()
+        if any(e.type == self.pygame.QUIT for e in events):  # the window's close button
+            extra.add(Event.QUIT)
+        if hasattr(self.device, "handle_events"):
+            self.device.handle_events(events)
+        if self.window_keys is not None:
+            self.window_keys.handle_events(events)
+            extra |= self.window_keys.poll().events
+        self.device.observe(self.obs)
+        command = self.device.poll()
+        if Event.PAUSE in command.events | extra and self.source.reminder:
+            self.source.take_break()  # pausing while the break reminder shows acknowledges it
+        moved = max(abs(v) for v in command.translation) > START_THRESHOLD or (
+            command.gripper is not None and command.gripper != self.mapper.gripper)
+        present = not self.device.status.startswith("unplugged")
+        return self.flow.decide(command.events | extra, moved=moved, device_present=present), command
+
+    def _note_latency(self, inputs, applied: float) -> None:
+        for arrival, batch in inputs:
+            for event in batch:
+                if event.type in self._input_types:
+                    # Injected events (benchmark) carry the time they were posted: that counts
+                    # the pick-up delay (posted -> taken off SDL's queue) too.
+                    posted = getattr(event, "injected_at", None)
+                    if posted is not None:
+                        self.stats.pickup_delay.append(arrival - posted)
+                    self.stats.input_latency.append(applied - (posted if posted is not None else arrival))
+
+    def _publish_hud(self) -> None:
+        flow, request = self.flow, self.request
+        kept, wanted, progress = self.source.hud(flow.kept)
+        self.hud = HudState(
+            task=self.env.task, episode=min(kept + 1, wanted), episodes=wanted,
+            phase=flow.phase.value, steps=flow.steps, control_hz=CONTROL_HZ, device=self.device.name,
+            device_status=self.device.status, seed=request.seed, spawn_index=request.index,
+            success=flow.first_success is not None and flow.phase in (Phase.RECORDING, Phase.REVIEW, Phase.PAUSED),
+            end_reason=flow.ended.reason if flow.ended and flow.phase == Phase.REVIEW else "",
+            device_lost=flow.device_lost, settings=self.config.settings_text, help_lines=self.help_lines,
+            progress=progress, reminder=self.source.reminder)
