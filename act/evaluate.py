@@ -81,6 +81,9 @@ def _inference_kwargs(cfg: EvalConfig) -> dict:
 
 
 # --------------------------------------------------------------------- workers
+_WORKER_CACHE: dict = {}
+
+
 def _run_groups(job: dict) -> list[dict]:
     """Run some episode groups in this process. Pure function of its arguments (for worker invariance)."""
     import torch
@@ -91,41 +94,46 @@ def _run_groups(job: dict) -> list[dict]:
     from teleop.env import TaskEnv
     from teleop.spawn import Spawn
 
-    policy = Policy.load(job["ckpt"], **job["inference"])
-    cameras = tuple(policy.config.camera_names)
-    envs = [TaskEnv(job["task"], cameras=cameras, max_steps=job["max_steps"]) for _ in range(job["batch_size"])]
+    # A worker process runs many groups: build the policy and the environments once (a MetaWorld
+    # environment takes about 0.3 s to make). Reuse cannot change results: every group resets its
+    # environments to its own spawns and the policy's ensembling state.
+    key = (job["ckpt"], json.dumps(job["inference"]), job["task"], job["max_steps"], job["batch_size"])
+    if _WORKER_CACHE.get("key") != key:
+        for env in _WORKER_CACHE.get("envs", ()):
+            env.close()
+        policy = Policy.load(job["ckpt"], **job["inference"])
+        cameras = tuple(policy.config.camera_names)
+        _WORKER_CACHE.update(key=key, policy=policy, envs=[
+            TaskEnv(job["task"], cameras=cameras, max_steps=job["max_steps"]) for _ in range(job["batch_size"])])
+    policy, envs = _WORKER_CACHE["policy"], _WORKER_CACHE["envs"]
     if job["videos"]:
         envs[0].check_camera(job["camera"])
     records = []
-    try:
-        for group in job["groups"]:
-            spawns = [Spawn(seed=job["seeds"][i], index=i, strategy="random",
-                            candidate=np.asarray(job["candidates"][i])) for i in group]
-            frames = {i: [] for i in group if i < job["videos"]}
-            query_every = job["inference"]["query_every"]
+    for group in job["groups"]:
+        spawns = [Spawn(seed=job["seeds"][i], index=i, strategy="random",
+                        candidate=np.asarray(job["candidates"][i])) for i in group]
+        frames = {i: [] for i in group if i < job["videos"]}
+        query_every = job["inference"]["query_every"]
 
-            def on_step(slot, env, step, success, frames=frames, group=group):
-                index = group[slot]
-                if index in frames:
-                    from act.videos import annotate
+        def on_step(slot, env, step, success, frames=frames, group=group):
+            index = group[slot]
+            if index in frames:
+                from act.videos import annotate
 
-                    new_chunk = query_every is None or (step % query_every == 0)
-                    label = "ensemble" if query_every is None else f"chunk/{query_every}"
-                    frames[index].append(annotate(env.render(job["camera"], job["video_size"]), step=step,
-                                                  success=success, new_chunk=new_chunk, label=label))
+                new_chunk = query_every is None or (step % query_every == 0)
+                label = "ensemble" if query_every is None else f"chunk/{query_every}"
+                frames[index].append(annotate(env.render(job["camera"], job["video_size"]), step=step,
+                                              success=success, new_chunk=new_chunk, label=label))
 
-            results = rollout(policy, job["task"], spawns, max_steps=job["max_steps"], envs=envs[:len(group)],
-                              on_step=on_step if frames else None)
-            for slot, (index, result) in enumerate(zip(group, results)):
-                record = result.to_dict()
-                record["index"] = index
-                record["final_frame"] = envs[slot].render(job["camera"], 160) if job["sheet"] else None
-                if index in frames:
-                    record["video"] = _write_video(Path(job["video_dir"]) / f"episode_{index:03d}.mp4", frames[index])
-                records.append(record)
-    finally:
-        for env in envs:
-            env.close()
+        results = rollout(policy, job["task"], spawns, max_steps=job["max_steps"], envs=envs[:len(group)],
+                          on_step=on_step if frames else None)
+        for slot, (index, result) in enumerate(zip(group, results)):
+            record = result.to_dict()
+            record["index"] = index
+            record["final_frame"] = envs[slot].render(job["camera"], 160) if job["sheet"] else None
+            if index in frames:
+                record["video"] = _write_video(Path(job["video_dir"]) / f"episode_{index:03d}.mp4", frames[index])
+            records.append(record)
     return records
 
 
@@ -232,10 +240,15 @@ def _run_all(job: dict, groups: list[list[int]], workers: int, total: int, progr
     records: list[dict] = []
     try:
         if workers == 1 or len(groups) == 1:
-            for group in groups:
-                records.extend(_run_groups({**job, "groups": [group]}))
-                bar.update(len(group))
-                bar.set_postfix(success=sum(r["success"] for r in records), refresh=False)
+            try:
+                for group in groups:
+                    records.extend(_run_groups({**job, "groups": [group]}))
+                    bar.update(len(group))
+                    bar.set_postfix(success=sum(r["success"] for r in records), refresh=False)
+            finally:
+                for env in _WORKER_CACHE.pop("envs", ()):
+                    env.close()
+                _WORKER_CACHE.clear()
         else:
             import multiprocessing
 

@@ -74,18 +74,35 @@ class Policy:
         self._chunk = None  # (B, K, A) in environment units, for query_every
         self._steps = 0
 
-    def act(self, obs, qpos=None, images=None) -> np.ndarray:
+    def act(self, obs, qpos=None, images=None, active=None) -> np.ndarray:
         """obs (B, 39) [qpos (B, J) if trained with --qpos; images (B, N, H, W, 3) uint8 if
-        trained with cameras] -> actions (B, 4) float32 in [-1, 1]."""
+        trained with cameras] -> actions (B, 4) float32 in [-1, 1].
+
+        active (B,) bool, optional: rows whose episode is still running. Only those are run
+        through the network (finished episodes would otherwise cost a full forward pass each
+        step while a slow episode of the batch finishes); the others get zero actions."""
         obs = np.atleast_2d(np.asarray(obs, dtype=np.float64))
         if self.ensembler is not None:
-            action = self.ensembler.update(self._predict(obs, qpos, images))  # (B, A)
+            action = self.ensembler.update(self._predict_rows(obs, qpos, images, active))  # (B, A)
         else:
             if self._steps % self.query_every == 0:
-                self._chunk = self._predict(obs, qpos, images)  # (B, K, A)
+                self._chunk = self._predict_rows(obs, qpos, images, active)  # (B, K, A)
             action = self._chunk[:, self._steps % self.query_every]  # (B, A)
         self._steps += 1
         return np.clip(action.cpu().numpy(), -1.0, 1.0).astype(np.float32)
+
+    def _predict_rows(self, obs: np.ndarray, qpos, images, active) -> "torch.Tensor":  # noqa: F821
+        if active is None or np.all(active):
+            return self._predict(obs, qpos, images)
+        import torch
+
+        rows = np.flatnonzero(active)
+        chunk = torch.zeros((obs.shape[0], self.config.chunk_size, self.config.action_dim))  # (B, K, A)
+        if rows.size:
+            chunk[torch.from_numpy(rows)] = self._predict(
+                obs[rows], None if qpos is None else np.asarray(qpos)[rows],
+                None if images is None else np.asarray(images)[rows])  # (b, K, A)
+        return chunk
 
     def _predict(self, obs: np.ndarray, qpos, images) -> "torch.Tensor":  # noqa: F821
         import torch

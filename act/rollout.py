@@ -1,8 +1,8 @@
 """Run a Policy in the simulator from given spawns and report what happened, per episode.
 
 B environments step in lockstep so the policy answers all of them with one forward pass; an
-environment that has finished keeps being fed its last observation (the ensembler needs a fixed
-batch) and its actions are dropped. Deterministic: the same spawns give the same results.
+environment that has finished is left out of the forward pass (the ensembler keeps its fixed
+batch shape) and gets no more steps. Deterministic: the same spawns give the same results.
 
 Evaluation spawns come from a random SpawnStream whose base seed (10**6) is far from the seeds
 recordings use (0 + i by default), and `evaluation_spawns` refuses any overlap with training seeds.
@@ -95,7 +95,7 @@ def _run_group(policy, envs, spawns, *, max_steps, stop_on_success, cameras, siz
         if cameras:
             images = np.stack([np.stack([env.render(c, size) for c in cameras])
                                for env in envs])  # (B, N, H, W, 3)
-        actions = policy.act(obs, qpos, images)  # (B, 4)
+        actions = policy.act(obs, qpos, images, active=~done)  # (B, 4)
         for i, env in enumerate(envs):
             if done[i]:
                 continue

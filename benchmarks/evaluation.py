@@ -72,7 +72,7 @@ def latency(ckpt: str, batch: int, repeats: int = 200) -> float:
 
     from act.policy import Policy
 
-    policy = Policy.load(ckpt, query_every=1)
+    policy = Policy.load(ckpt, query_every=1, temporal_ensemble=None)
     obs = np.zeros((batch, 39))
     for _ in range(10):
         policy.act(obs)
