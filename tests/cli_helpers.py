@@ -15,3 +15,16 @@ def run_cli(*args, cwd=None, timeout=300, env=None):
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", *args], cwd=cwd or ROOT, capture_output=True, text=True,
                           timeout=timeout, env=full_env)
+
+
+def run_operator_sessions(root, plan_text, operators=("alice", "bob")):
+    """Run one plan as several operators' sessions (as if on several machines); returns their folders."""
+    from teleop.session_run import run_session
+
+    plan = Path(root) / "plan.toml"
+    plan.write_text(plan_text)
+    folders = []
+    for operator in operators:
+        run_session(plan, Path(root) / operator, operator=operator, progress=False)
+        folders.append(Path(root) / operator)
+    return folders

@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from cli_helpers import run_cli
+from cli_helpers import run_cli, run_operator_sessions
 from teleop.episode import episode_files, read_episode
 
 PLAN = """\
@@ -23,14 +23,9 @@ episodes = 2
 @pytest.fixture(scope="module")
 def merged(tmp_path_factory):
     from teleop.merge import merge
-    from teleop.session_run import run_session
 
     root = tmp_path_factory.mktemp("export")
-    plan = root / "plan.toml"
-    plan.write_text(PLAN)
-    for operator in ("alice", "bob"):
-        run_session(plan, root / operator, operator=operator, progress=False)
-    merge([root / "alice", root / "bob"], root / "merged")
+    merge(run_operator_sessions(root, PLAN), root / "merged")
     return root / "merged"
 
 
