@@ -35,11 +35,18 @@ def _scripted(**options) -> Device:
     return ScriptedExpert(**options)  # needs task="pick-place-v3" etc.
 
 
+def _humanlike(**options) -> Device:
+    from devices.humanlike import HumanlikeExpert
+
+    return HumanlikeExpert(**options)  # the scripted expert with human-like perturbations; task=, seed=
+
+
 DEVICE_FACTORIES: dict[str, Callable[..., Device]] = {
     "keyboard": _keyboard,
     "gamepad": _gamepad,
     "spacemouse": _spacemouse,
     "scripted": _scripted,
+    "humanlike": _humanlike,
 }
 
 

@@ -36,20 +36,22 @@ def cmd_record(args) -> int:
 
     if wants_live(args):  # a person at a device, or the expert shown with --show: the live window
         return record_live(args, out)
-    if args.device == "scripted":
-        from devices.scripted import ScriptedExpert
+    if args.device in ("scripted", "humanlike"):  # headless experts
+        from devices.registry import make_device
         from teleop.collect import record_headless
 
+        options = {"seed": args.seed} if args.device == "humanlike" else {}
         started = time.perf_counter()
         written = record_headless(
-            ScriptedExpert(args.task), task=args.task, episodes=args.episodes, out=out, seed=args.seed,
+            make_device(args.device, task=args.task, **options), task=args.task, episodes=args.episodes, out=out,
+            seed=args.seed,
             spawn=args.spawn, cameras=_cameras(args.cameras), image_size=args.image_size,
             keep_failures=args.keep_failures, hold_steps=args.hold_steps, max_steps=args.max_steps,
             operator=args.operator, session=args.session, progress=not args.quiet)
         print(f"recorded {len(written)} episodes of {args.task} in {time.perf_counter() - started:.1f} s -> {out}")
         _warn_if_degenerate(out)
         return 0
-    raise ToolkitError(f"unknown device {args.device!r}: use scripted, keyboard, gamepad or spacemouse")
+    raise ToolkitError(f"unknown device {args.device!r}: use scripted, humanlike, keyboard, gamepad or spacemouse")
 
 
 def _warn_if_degenerate(out) -> None:
@@ -122,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rec = sub.add_parser("record", help="record demonstrations to HDF5 episode files")
     rec.add_argument("--device", default="scripted",
-                     help="scripted (headless expert) or keyboard, gamepad, spacemouse (live window)")
+                     help="scripted (headless expert), humanlike (the expert with human-like noise, "
+                          "pauses and overshoot; headless) or keyboard, gamepad, spacemouse (live window)")
     rec.add_argument("--task", default="pick-place-v3", help="MetaWorld v3 task name (see `teleop tasks`)")
     rec.add_argument("--episodes", type=int, default=10, help="episodes to keep")
     rec.add_argument("--out", help="output folder (default recordings/<task>_<time>)")

@@ -1,0 +1,379 @@
+"""The headline table: ACT success on unseen spawns vs number of demonstrations, per task.
+
+    .venv/bin/python benchmarks/success.py                                   # the full grid (many hours)
+    .venv/bin/python benchmarks/success.py --tasks pick-place-v3 --demos 10 20 --jobs 2
+    .venv/bin/python benchmarks/success.py --tasks pick-place-v3 --demos 50 --spawn fixed   # the single-spawn failure
+    .venv/bin/python benchmarks/success.py --device humanlike --tasks pick-place-v3 --demos 50
+    .venv/bin/python benchmarks/success.py --table-only                      # table + PNG from the results file
+
+One cell = (task, demos, device, spawn):
+1. record ``demos`` episodes with ``teleop record`` (seed 0, 20 steps kept past success, stratified spawns,
+   or one spawn with ``--spawn fixed``) into a cache folder (reused by later runs);
+2. ``python -m act.train --threads 1 --no-progress`` with the default ACT config, ``--steps`` and
+   ``--max-minutes`` from the flags (``--allow-single-spawn`` for fixed spawns), timed;
+3. ``python -m act.evaluate --episodes 100 --videos 0`` on unseen random spawns;
+4. one JSON line appended to ``--results``: success with its Wilson 95% interval, steps reached, train
+   minutes, the split of the evaluation spawns inside/outside the training spawns' hull, and the machine
+   load beside the timing.
+
+Cells already in the results file are skipped, so an interrupted run continues where it stopped.
+``--jobs N`` runs N cells side by side, each process single-threaded (on these 2-core machines two
+single-thread jobs give more throughput than one 2-thread job, FACTS.md). At the end (or with
+``--table-only``) a markdown table per (device, spawn) is printed and written next to the results file
+(success.md), with a PNG of success vs demos per task (success.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TASKS = ("reach-v3", "push-v3", "pick-place-v3", "drawer-open-v3", "door-open-v3",
+                 "button-press-topdown-v3", "peg-insert-side-v3")
+DEFAULT_DEMOS = (10, 20, 50, 100)
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+
+
+@dataclass(frozen=True)
+class Cell:
+    task: str
+    demos: int
+    device: str
+    spawn: str
+
+    @property
+    def key(self) -> tuple:
+        return (self.task, self.demos, self.device, self.spawn)
+
+    @property
+    def slug(self) -> str:
+        return f"{self.task}_{self.device}_{self.spawn}_{self.demos}"
+
+    def __str__(self) -> str:
+        return f"{self.task} x{self.demos} {self.device}/{self.spawn}"
+
+
+def load_text() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min), {os.cpu_count()} cores"
+
+
+def load_values() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def read_results(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            print(f"warning: {path}:{number} is not JSON (a run killed mid-write?); ignored", file=sys.stderr)
+    return rows
+
+
+def row_key(row: dict) -> tuple:
+    return (row["task"], int(row["demos"]), row["device"], row["spawn"])
+
+
+def _run(command: list[str], log: Path) -> float:
+    """Run ``command`` with its output in ``log``; return the wall minutes. Raises on failure."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    started = time.perf_counter()
+    with open(log, "a") as handle:
+        handle.write(f"$ {' '.join(command)}\n")
+        handle.flush()
+        result = subprocess.run(command, check=False, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+    minutes = (time.perf_counter() - started) / 60
+    if result.returncode != 0:
+        raise RuntimeError(f"{command[2] if command[1] == '-m' else command[0]} failed (exit {result.returncode}); "
+                           f"see {log}")
+    return minutes
+
+
+def record_demos(cell: Cell, cache: Path, log: Path) -> tuple[Path, float]:
+    """The cell's demonstrations, recorded once into ``cache`` (complete folders only)."""
+    final = cache / "demos" / cell.slug
+    if final.exists():
+        return final, 0.0
+    partial = final.with_name(final.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    minutes = _run([sys.executable, "-m", "teleop.cli", "record", "--device", cell.device, "--task", cell.task,
+                    "--episodes", str(cell.demos), "--seed", "0", "--spawn", cell.spawn, "--hold-steps", "20",
+                    "--out", str(partial), "--quiet"], log)
+    partial.rename(final)
+    return final, minutes
+
+
+STAGES: dict[Cell, str] = {}  # what each running cell is doing, for the heartbeat lines
+STARTED: dict[Cell, float] = {}  # perf_counter when each cell began
+DURATIONS: list[float] = []  # minutes of each cell finished in this run
+
+
+def run_cell(cell: Cell, args) -> dict:
+    """Record, train and evaluate one cell; returns its results line."""
+    STARTED[cell] = time.perf_counter()
+    STAGES[cell] = "recording"
+    try:
+        return _run_cell(cell, args)
+    finally:
+        STAGES.pop(cell, None)
+
+
+def _run_cell(cell: Cell, args) -> dict:
+    cache = Path(args.cache)
+    work = cache / "runs" / cell.slug
+    shutil.rmtree(work, ignore_errors=True)  # a half-trained run would make the train minutes meaningless
+    work.mkdir(parents=True)
+    log = work / "log.txt"
+    data, record_minutes = record_demos(cell, cache, log)
+
+    train = [sys.executable, "-m", "act.train", "--data", str(data), "--out", str(work / "run"),
+             "--steps", str(args.steps), "--max-minutes", str(args.max_minutes), "--threads", "1",
+             "--no-progress", "--seed", "0"]
+    if cell.spawn == "fixed":
+        train.append("--allow-single-spawn")
+    load_before = load_values()
+    STAGES[cell] = f"training since {time.strftime('%H:%M')}"
+    train_minutes = _run(train, log)
+    load_train = load_values()
+
+    from act.checkpoint import load_checkpoint
+
+    steps = int(load_checkpoint(work / "run" / "latest.pt")["step"])
+
+    evaluate = [sys.executable, "-m", "act.evaluate", "--ckpt", str(work / "run"), "--episodes",
+                str(args.episodes), "--videos", "0", "--workers", "1", "--out", str(work / "eval")]
+    STAGES[cell] = f"evaluating since {time.strftime('%H:%M')} ({steps} steps trained)"
+    eval_minutes = _run(evaluate, log)
+    report = json.loads((work / "eval" / "results.json").read_text())
+    summary, coverage = report["summary"], report["coverage"]
+
+    def split(block: dict) -> dict:
+        return {k: block.get(k) for k in ("episodes", "successes", "success_rate", "success_ci95")}
+
+    return {
+        "task": cell.task, "demos": cell.demos, "device": cell.device, "spawn": cell.spawn,
+        "steps_requested": args.steps, "max_minutes": args.max_minutes, "steps": steps,
+        "record_minutes": round(record_minutes, 3), "train_minutes": round(train_minutes, 3),
+        "eval_minutes": round(eval_minutes, 3),
+        "successes": summary["successes"], "episodes": summary["episodes"],
+        "success_rate": summary["success_rate"], "success_ci95": summary["success_ci95"],
+        "mean_steps_to_success": summary.get("mean_steps_to_success"),
+        "coverage": {"train_spawns": coverage.get("train_spawns"), "inside": split(coverage["inside"]),
+                     "outside": split(coverage["outside"])},
+        "load_before_train": load_before, "load_after_train": load_train, "load_after_eval": load_values(),
+        "jobs": args.jobs, "threads": 1, "host": socket.gethostname(), "cores": os.cpu_count(),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "run": str(work),
+    }
+
+
+def run_grid(cells: list[Cell], args, results: Path) -> None:
+    done = {row_key(row) for row in read_results(results)}
+    todo = [c for c in cells if c.key not in done]
+    skipped = len(cells) - len(todo)
+    print(f"{len(cells)} cells, {skipped} already in {results}, {len(todo)} to run with {args.jobs} job(s); "
+          f"{load_text()}", flush=True)
+    if not todo:
+        return
+    results.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    finished = failed = 0
+    JOBS[0] = args.jobs
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {pool.submit(run_cell, cell, args): cell for cell in todo}
+        pending = set(futures)
+        while pending:
+            done_now, pending = wait(pending, timeout=args.heartbeat * 60 or None, return_when=FIRST_COMPLETED)
+            if not done_now:
+                running = "; ".join(f"{c}: {stage}" for c, stage in list(STAGES.items())) or "starting"
+                print(f"[{skipped + finished}/{len(cells)} done, {(time.perf_counter() - started) / 60:.0f} min] "
+                      f"{running}; {load_text()}", flush=True)
+            for future in done_now:
+                finished, failed = _finish(future, futures[future], cells, skipped, finished, failed, len(todo),
+                                           started, results)
+    if failed:
+        print(f"{failed} cell(s) failed; rerun to retry them", flush=True)
+
+
+def _finish(future, cell: Cell, cells: list[Cell], skipped: int, finished: int, failed: int, todo: int,
+            started: float, results: Path) -> tuple[int, int]:
+    """Report one finished cell and append its line; returns the updated (finished, failed)."""
+    finished += 1
+    now = time.perf_counter()
+    elapsed = (now - started) / 60
+    if cell in STARTED:
+        DURATIONS.append((now - STARTED[cell]) / 60)
+    eta = _eta(todo - finished, now)
+    try:
+        row = future.result()
+    except Exception as error:  # noqa: BLE001 -- one broken cell must not lose the others
+        print(f"[{skipped + finished}/{len(cells)}] FAILED {cell}: {error}", flush=True)
+        return finished, failed + 1
+    with open(results, "a") as handle:  # only the main thread writes
+        handle.write(json.dumps(row) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    low, high = row["success_ci95"]
+    print(f"[{skipped + finished}/{len(cells)}] {cell}: {row['successes']}/{row['episodes']} "
+          f"({row['success_rate']:.0%}, CI {low:.0%}-{high:.0%}), {row['steps']} steps in "
+          f"{row['train_minutes']:.1f} min; elapsed {elapsed:.1f} min, ETA {eta:.0f} min; {load_text()}",
+          flush=True)
+    return finished, failed
+
+
+def _eta(remaining: int, now: float) -> float:
+    """Minutes left: cells still running need the mean cell time minus what they have had; queued
+    cells need the mean each; ``--jobs`` of them run at a time."""
+    if not DURATIONS:
+        return float("nan")
+    mean = sum(DURATIONS) / len(DURATIONS)
+    running = [c for c in STAGES if c in STARTED]
+    left = sum(max(0.0, mean - (now - STARTED[c]) / 60) for c in running)
+    left += mean * max(0, remaining - len(running))
+    return left / max(1, JOBS[0])
+
+
+JOBS = [1]  # --jobs of the current run (read by _eta)
+
+
+def _cell_text(row: dict) -> str:
+    low, high = row["success_ci95"]
+    capped = "" if row["steps"] >= row["steps_requested"] else f", {row['steps']} steps"
+    return (f"{row['success_rate']:.0%} ({low:.0%}-{high:.0%}) · {row['train_minutes']:.1f} min{capped}")
+
+
+def _groups(rows: list[dict]) -> list[tuple[str, str]]:
+    """(device, spawn) pairs present, the reference first: scripted demos on stratified spawns."""
+    return sorted({(r["device"], r["spawn"]) for r in rows},
+                  key=lambda g: (g[0] != "scripted", g[1] != "stratified", g))
+
+
+def table(rows: list[dict]) -> str:
+    """One markdown table per (device, spawn): tasks down, demo counts across."""
+    out = []
+    for device, spawn in _groups(rows):
+        group = [r for r in rows if (r["device"], r["spawn"]) == (device, spawn)]
+        latest = {}
+        for r in group:
+            latest[(r["task"], int(r["demos"]))] = r  # a rerun cell: the last line wins
+        demos = sorted({d for _, d in latest})
+        tasks = [t for t in DEFAULT_TASKS if any(k[0] == t for k in latest)]
+        tasks += sorted({k[0] for k in latest} - set(tasks))
+        out.append(f"### {device} demos, {spawn} spawns\n")
+        episodes = "/".join(str(n) for n in sorted({r["episodes"] for r in group}))
+        out.append(f"success on {episodes} unseen random spawns (Wilson 95% CI) · training minutes"
+                   " (steps shown where --max-minutes stopped training first)\n")
+        out.append("| task | " + " | ".join(f"{d} demos" for d in demos) + " |")
+        out.append("|---|" + "---|" * len(demos))
+        for task in tasks:
+            cells = [(_cell_text(latest[(task, d)]) if (task, d) in latest else "–") for d in demos]
+            out.append(f"| {task} | " + " | ".join(cells) + " |")
+        loads = [r["load_after_train"][0] for r in group]
+        out.append(f"\nload average (1 min) after training: {min(loads):.2f}-{max(loads):.2f} on "
+                   f"{group[0].get('cores')} cores (--jobs {max(r.get('jobs', 1) for r in group)}; other "
+                   "processes on the machine count in the load too)\n")
+    return "\n".join(out)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = [t for t in DEFAULT_TASKS if any(r["task"] == t for r in rows)]
+    tasks += sorted({r["task"] for r in rows} - set(tasks))
+    groups = _groups(rows)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    markers = "osd^v<>"
+    for gi, (device, spawn) in enumerate(groups):
+        for ti, task in enumerate(tasks):
+            latest = {int(r["demos"]): r for r in rows if (r["task"], r["device"], r["spawn"]) == (task, device, spawn)}
+            if not latest:
+                continue
+            demos = sorted(latest)
+            rate = [100 * latest[d]["success_rate"] for d in demos]
+            # float rounding can put the Wilson bound a hair past the rate: errorbar refuses negatives
+            low = [max(0.0, 100 * (latest[d]["success_rate"] - latest[d]["success_ci95"][0])) for d in demos]
+            high = [max(0.0, 100 * (latest[d]["success_ci95"][1] - latest[d]["success_rate"])) for d in demos]
+            ax.errorbar(demos, rate, yerr=[low, high], marker=markers[gi % len(markers)], capsize=3,
+                        color=f"C{ti}", linestyle=["-", "--", ":", "-."][gi % 4],
+                        label=f"{task} ({device}, {spawn})")
+    ax.set_xscale("log")
+    all_demos = sorted({int(r["demos"]) for r in rows})
+    ax.set_xticks(all_demos)
+    ax.set_xticklabels([str(d) for d in all_demos])
+    ax.set_xlabel("demonstrations")
+    ax.set_ylabel("success on unseen spawns (%)")
+    ax.set_ylim(-3, 103)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("ACT (default config) success vs demonstrations, 95% Wilson CI")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def report(results: Path, png: Path) -> None:
+    rows = read_results(results)
+    if not rows:
+        print(f"no results in {results} yet")
+        return
+    text = table(rows)
+    print(text)
+    results.with_suffix(".md").write_text("# ACT success vs demonstrations (benchmarks/success.py)\n\n" + text + "\n")
+    plot(rows, png)
+    print(f"table: {results.with_suffix('.md')}; plot: {png}; {load_text()}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS), help="MetaWorld v3 tasks")
+    parser.add_argument("--demos", nargs="+", type=int, default=list(DEFAULT_DEMOS), help="demo counts")
+    parser.add_argument("--device", choices=("scripted", "humanlike"), default="scripted",
+                        help="who records the demos: the scripted expert or its human-like perturbation")
+    parser.add_argument("--spawn", choices=("stratified", "fixed"), default="stratified",
+                        help="fixed: every demo from one spawn (the single-spawn failure; trained with "
+                             "--allow-single-spawn)")
+    parser.add_argument("--steps", type=int, default=3000, help="training steps (at most)")
+    parser.add_argument("--max-minutes", type=float, default=12.0, help="training wall-time cap per cell")
+    parser.add_argument("--episodes", type=int, default=100, help="evaluation episodes on unseen spawns")
+    parser.add_argument("--jobs", type=int, default=1, help="cells run side by side (each single-threaded)")
+    parser.add_argument("--results", default=str(RESULTS_DIR / "success.jsonl"), help="JSON-lines results file")
+    parser.add_argument("--png", default=str(RESULTS_DIR / "success.png"), help="success vs demos plot")
+    parser.add_argument("--cache", default=str(RESULTS_DIR / "cache"), help="demos, runs and evals")
+    parser.add_argument("--heartbeat", type=float, default=2.0,
+                        help="minutes between progress lines while cells run (0: only when a cell ends)")
+    parser.add_argument("--table-only", action="store_true", help="print the table and plot; run nothing")
+    args = parser.parse_args(argv)
+    if args.jobs < 1 or args.steps < 1 or args.episodes < 1 or any(d < 1 for d in args.demos):
+        parser.error("--jobs, --steps, --episodes and --demos must be at least 1")
+    results, png = Path(args.results), Path(args.png)
+    if not args.table_only:
+        cells = [Cell(task, demos, args.device, args.spawn) for task in args.tasks for demos in args.demos]
+        run_grid(cells, args, results)
+    report(results, png)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

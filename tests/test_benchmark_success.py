@@ -1,0 +1,80 @@
+"""benchmarks/success.py without training: resuming skips finished cells, the table and the plot."""
+
+import importlib.util
+import json
+import sys
+import types
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_module():
+    spec = importlib.util.spec_from_file_location("bench_success", ROOT / "benchmarks" / "success.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def row(task, demos, successes, *, spawn="stratified", steps=3000, minutes=11.5):
+    from act.metrics import wilson_interval
+
+    return {"task": task, "demos": demos, "device": "scripted", "spawn": spawn, "steps_requested": 3000,
+            "steps": steps, "train_minutes": minutes, "successes": successes, "episodes": 100,
+            "success_rate": successes / 100, "success_ci95": list(wilson_interval(successes, 100)),
+            "load_after_train": [2.1, 2.0, 1.9], "jobs": 2, "cores": 2}
+
+
+def test_resume_runs_only_missing_cells_and_appends_them(tmp_path, monkeypatch):
+    bench = load_module()
+    results = tmp_path / "success.jsonl"
+    results.write_text(json.dumps(row("pick-place-v3", 10, 97)) + "\n")
+    ran = []
+
+    def fake_run_cell(cell, args):
+        ran.append(cell.key)
+        return row(cell.task, cell.demos, 50)
+
+    monkeypatch.setattr(bench, "run_cell", fake_run_cell)
+    cells = [bench.Cell("pick-place-v3", d, "scripted", "stratified") for d in (10, 20)]
+    args = types.SimpleNamespace(jobs=2, heartbeat=0)
+    bench.run_grid(cells, args, results)
+    assert ran == [("pick-place-v3", 20, "scripted", "stratified")]
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [(r["demos"], r["successes"]) for r in lines] == [(10, 97), (20, 50)]
+    bench.run_grid(cells, args, results)  # everything done: nothing runs
+    assert len(ran) == 1
+
+
+def test_a_failing_cell_is_reported_and_not_written(tmp_path, monkeypatch, capsys):
+    bench = load_module()
+
+    def broken(cell, args):
+        raise RuntimeError("act.train failed (exit 2)")
+
+    monkeypatch.setattr(bench, "run_cell", broken)
+    results = tmp_path / "success.jsonl"
+    bench.run_grid([bench.Cell("push-v3", 10, "scripted", "stratified")], types.SimpleNamespace(jobs=1, heartbeat=0),
+                   results)
+    assert "FAILED push-v3 x10" in capsys.readouterr().out
+    assert not results.exists() or results.read_text() == ""
+
+
+def test_table_and_plot(tmp_path):
+    bench = load_module()
+    rows = [row("push-v3", 10, 80), row("pick-place-v3", 10, 97), row("pick-place-v3", 20, 100, steps=2100),
+            row("pick-place-v3", 50, 3, spawn="fixed")]
+    text = bench.table(rows)
+    assert "### scripted demos, stratified spawns" in text and "### scripted demos, fixed spawns" in text
+    lines = text.splitlines()
+    pick = next(line for line in lines if line.startswith("| pick-place-v3 | 97%"))
+    assert "97% (92%-99%) · 11.5 min" in pick and "100% (96%-100%) · 11.5 min, 2100 steps" in pick
+    push = next(line for line in lines if line.startswith("| push-v3"))
+    cells = [c.strip() for c in push.split("|")[2:-1]]
+    assert cells[0].startswith("80% (") and cells[1:] == ["–"]  # no 20-demo push cell (50 is in the fixed table)
+    # tasks keep the issue's order (push before pick-place), not alphabetical
+    assert lines.index(next(line for line in lines if line.startswith("| push-v3"))) < lines.index(pick)
+    png = tmp_path / "success.png"
+    bench.plot(rows, png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
