@@ -270,9 +270,7 @@ def analyse(report: dict) -> dict:
     from act.metrics import summarize, wilson_interval
 
     episodes = report["episodes"]
-    rows = [dict(success=e["success"], length=e["length"], final_distance=e["final_obj_to_target"],
-                 total_reward=e["total_reward"], steps_to_success=e["steps_to_success"]) for e in episodes]
-    summary = summarize(rows)
+    summary = summarize(episodes)
     relation = relate(np.asarray(report["train_spawns"]).reshape(-1, 3),
                       np.array([e["spawn"][:3] for e in episodes]), report["spawn_low"], report["spawn_high"])
     for e, distance, inside in zip(episodes, relation.nearest_train_distance, relation.inside_hull):
@@ -333,7 +331,7 @@ def format_table(report: dict) -> str:
         f"mean length       {s['mean_length']:.1f} steps",
         f"steps to success  {s['mean_steps_to_success']:.1f}" if s["mean_steps_to_success"] is not None
         else "steps to success  -",
-        f"final obj-goal    {s['mean_final_distance']:.3f} m (mean)",
+        f"final obj-goal    {s['mean_final_obj_to_target']:.3f} m (mean)",
         f"total reward      {s['mean_total_reward']:.1f} (mean)",
         f"training spawns   {c['train_spawns']}",
         f"inside hull       {_rate(c['inside'])}",

@@ -21,8 +21,8 @@ def wilson_interval(successes: int, trials: int, z: float = 1.959963984540054) -
 
 
 def summarize(episodes: list[dict]) -> dict:
-    """Aggregate per-episode results (dicts with success, length, final_distance, total_reward,
-    steps_to_success) into the metrics act-eval reports."""
+    """Aggregate per-episode results (``RolloutResult.to_dict()``: success, length,
+    final_obj_to_target, total_reward, steps_to_success) into the metrics act-train and act-eval report."""
     n = len(episodes)
     successes = sum(bool(e["success"]) for e in episodes)
     low, high = wilson_interval(successes, n)
@@ -37,7 +37,7 @@ def summarize(episodes: list[dict]) -> dict:
         "success_rate": successes / n if n else float("nan"),
         "success_ci95": [low, high],
         "mean_length": mean("length"),
-        "mean_final_distance": mean("final_distance"),
+        "mean_final_obj_to_target": mean("final_obj_to_target"),
         "mean_total_reward": mean("total_reward"),
         "mean_steps_to_success": float(np.mean(to_success)) if to_success else None,
     }

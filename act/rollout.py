@@ -115,15 +115,3 @@ def _run_group(policy, envs, spawns, *, max_steps, stop_on_success, cameras, siz
                           total_reward=float(reward_sum[i]))
             for i, (env, spawn) in enumerate(zip(envs, spawns))]
 
-
-def summarize(results: list[RolloutResult]) -> dict:
-    """success_rate, successes, episodes, mean steps to success, mean final distance."""
-    n = len(results)
-    wins = [r for r in results if r.success]
-    return {
-        "episodes": n,
-        "successes": len(wins),
-        "success_rate": len(wins) / n if n else 0.0,
-        "mean_steps_to_success": float(np.mean([r.steps_to_success for r in wins])) if wins else None,
-        "mean_final_obj_to_target": float(np.mean([r.final_obj_to_target for r in results])) if n else None,
-    }

@@ -490,12 +490,13 @@ def validation_loss(model, val_set, device: str, batch_size: int = 256) -> float
 
 def evaluate(model, normalizer, dataset, envs, spawns, train: TrainConfig) -> dict:
     from act.policy import Policy
-    from act.rollout import rollout, summarize
+    from act.metrics import summarize
+    from act.rollout import rollout
 
     policy = Policy(model, normalizer, dataset.spec, temporal_ensemble=train.eval_temporal_ensemble,
                     device=next(model.parameters()).device)
     results = rollout(policy, dataset.task, spawns, max_steps=train.eval_max_steps, envs=envs)
-    return summarize(results)
+    return summarize([r.to_dict() for r in results])
 
 
 def plot_history(history: dict, path: Path, *, title: str = "") -> None:

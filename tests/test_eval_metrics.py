@@ -30,8 +30,8 @@ def test_wilson_interval_narrows_with_more_trials_and_contains_the_estimate():
 
 
 def test_summary_reports_rates_means_and_steps_to_success():
-    eps = [dict(success=True, length=60, final_distance=0.01, total_reward=500.0, steps_to_success=50),
-           dict(success=False, length=500, final_distance=0.2, total_reward=100.0, steps_to_success=None)]
+    eps = [dict(success=True, length=60, final_obj_to_target=0.01, total_reward=500.0, steps_to_success=50),
+           dict(success=False, length=500, final_obj_to_target=0.2, total_reward=100.0, steps_to_success=None)]
     s = summarize(eps)
     assert s["successes"] == 1 and s["success_rate"] == 0.5
     assert s["mean_length"] == 280 and s["mean_steps_to_success"] == 50
