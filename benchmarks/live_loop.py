@@ -1,6 +1,6 @@
 """Live-window timing: does control keep 80 Hz while the window renders and records?
 
-    .venv/bin/python benchmarks/live_loop.py [--seconds 60] [--task pick-place-v3] [--view-size 480]
+    .venv/bin/python benchmarks/live_loop.py [--seconds 60] [--task pick-place-v3] [--view-size 400]
 
 Runs the real live loop (teleop.live.run_live) with the keyboard device under
 SDL's dummy video driver (or the X display in $DISPLAY with --display). A
@@ -36,6 +36,43 @@ def load() -> str:
     return f"load {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores, {platform.machine()}"
 
 
+def cpu_times() -> list[int] | None:
+    """The machine's cumulative CPU jiffies (user nice system idle iowait irq softirq steal), or None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+
+
+def steal_text(before, after) -> str:
+    """Share of CPU time the hypervisor took from this VM between two cpu_times() readings."""
+    if before is None or after is None:
+        return "n/a (no /proc/stat)"
+    delta = [b - a for a, b in zip(before, after)]
+    total = sum(delta)
+    return f"{100.0 * delta[7] / total:.2f}% of CPU time" if total else "n/a"
+
+
+def machine_stalls(seconds: float = 5.0) -> str:
+    """Spin on one core and report the gaps: time the VM was not running this process at all.
+
+    Run after the live loop, with nothing else of ours running: a gap here is the host
+    (hypervisor steal, interrupts), which a control loop in this VM cannot avoid either.
+    """
+    gaps, last = [], time.perf_counter()
+    end = last + seconds
+    while last < end:
+        now = time.perf_counter()
+        if now - last > 0.001:
+            gaps.append(now - last)
+        last = now
+    if not gaps:
+        return f"no gap over 1 ms in {seconds:.0f} s of spinning"
+    return (f"{len(gaps)} gaps over 1 ms in {seconds:.0f} s of spinning, longest {max(gaps) * 1000:.1f} ms, "
+            f"{100 * sum(gaps) / seconds:.2f}% of the time")
+
+
 class Operator(threading.Thread):
     """Posts stamped key events until ``seconds`` have passed, then Escape."""
 
@@ -47,8 +84,11 @@ class Operator(threading.Thread):
     def post(self, kind, key):
         import pygame
 
-        pygame.event.post(pygame.event.Event(kind, key=key, mod=0, unicode="", scancode=0,
-                                             injected_at=time.perf_counter()))
+        try:
+            pygame.event.post(pygame.event.Event(kind, key=key, mod=0, unicode="", scancode=0,
+                                                 injected_at=time.perf_counter()))
+        except pygame.error:  # the window closed (the run ended) while this thread was asleep
+            pass
 
     def tap(self, key):
         import pygame
@@ -83,7 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="how long to record")
     parser.add_argument("--task", default="pick-place-v3")
-    parser.add_argument("--view-size", type=int, default=480, help="scene image side in pixels")
+    parser.add_argument("--view-size", type=int, default=400, help="scene image side in pixels")
     parser.add_argument("--camera", default="corner")
     parser.add_argument("--display", action="store_true", help="use $DISPLAY (e.g. Xvfb) instead of SDL's dummy driver")
     parser.add_argument("--no-boost", action="store_true",
@@ -108,9 +148,9 @@ def main() -> None:
             holder["control"] = control
             operator.start()  # pygame is initialised by now
 
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), cpu_times()
         result = live.run_live(KeyboardDevice(), config, stats=stats, on_start=start_operator)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu_after = time.perf_counter() - started, cpu_times()
     s = stats.summary()
     recording = len(stats.step_durations)  # one per recorded step
     print(f"after:  {load()}")
@@ -124,7 +164,13 @@ def main() -> None:
     print(f"display                {s['display_fps']:.1f} fps (target >= 30), render+HUD p50 {s['render_p50_ms']:.1f} ms")
     print(f"input->action latency  p50 {s['latency_p50_ms']:.2f} ms, p99 {s['latency_p99_ms']:.2f} ms, "
           f"max {s['latency_max_ms']:.2f} ms over {s['latency_n']} events (target p99 <= 12.5)")
-    print(f"  of which pick-up     p99 {s['pickup_p99_ms']:.2f} ms (posted -> taken off SDL's queue)")
+    print(f"  posted -> tick due   p99 {s['tick_wait_p99_ms']:.2f} ms (waiting for the next tick; "
+          f"uniform over one period: p99 {0.99 * 1000 / CONTROL_HZ:.3f} ms)")
+    print(f"  tick due -> applied  p50 {s['apply_delay_p50_ms']:.3f} ms, p99 {s['apply_delay_p99_ms']:.3f} ms "
+          f"(what the loop adds: wake-up lateness + drain, poll, map)")
+    print(f"  pick-up              p99 {s['pickup_p99_ms']:.2f} ms (posted -> taken off SDL's queue)")
+    print(f"host steal             {steal_text(cpu_before, cpu_after)} (CPU the hypervisor gave to other VMs)")
+    print(f"machine stalls         {machine_stalls()} (idle machine, after the run)")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,16 @@ event is stamped with its real arrival time) and drains the queue at the start
 of every tick, just before polling the device: nothing stands between an event
 and the tick that applies it.
 
+Input is sampled once more at the last moment. Between the drain and
+``env.step`` the tick does ~0.15-0.3 ms of work (device, flow, mapping); an
+event that lands in that window would otherwise wait a whole extra period.
+So, just before stepping, the loop looks at SDL's queue again and, if input came in,
+hands it to the device and polls it again: the action applied is the newest
+the operator gave. Session keys and discrete device events found this way are
+carried to the next tick's flow decision (the flow already decided this tick).
+The latency then is the wait for the sampling instant (uniform over one period)
+plus a few microseconds, not plus the tick's own work.
+
 Each tick: drain input, poll the device, run the episode flow
 (:mod:`teleop.flow`), step and record, publish a copy of the pose and the HUD
 state for the render thread (:mod:`teleop.render`), then show the newest
@@ -67,6 +77,10 @@ class ControlLoop:
         self.buffer = EpisodeBuffer(env)
         self.window_keys = _window_keys(device)
         self.pending: list = []  # (arrival time, [pygame events]) taken off SDL's queue since the last tick
+        # Late input (see the module docstring): its window events and device events, for the next tick's flow.
+        self._late_window_events: list = []
+        self._late_device_events: frozenset = frozenset()
+        self._late_sampling = hasattr(device, "handle_events")
         self.pose: Optional[Pose] = None  # replaced whole (never mutated), so the render thread needs no lock
         self.hud: Optional[HudState] = None
         self.request = None
@@ -158,8 +172,15 @@ class ControlLoop:
                 scheduler.rebase()  # a reset takes ~20 ms; not a missed tick of an episode
             elif decision.step:
                 action = self.mapper(command)
+                if self._late_sampling:
+                    # get(), not peek(): pygame 2.6's peek() frees the attribute dict of a
+                    # posted event that get() hands out later (a use-after-free: seen as segfaults).
+                    late = self.pygame.event.get()
+                    if late:
+                        action = self._sample_late(inputs, late)
                 applied = clock()
-                self._note_latency(inputs, applied)
+                stats.apply_delay.append(applied - deadline)
+                self._note_latency(inputs, applied, deadline)
                 self.buffer.before_step(self.obs)
                 self.obs, reward, success, truncated, _ = self.env.step(action)
                 self.buffer.after_step(action, reward, success)
@@ -172,14 +193,25 @@ class ControlLoop:
                 return
             present()
 
+    def _sample_late(self, inputs: list, late: list) -> np.ndarray:
+        """Input that arrived since the drain: the device takes it now, the flow at the next tick."""
+        inputs.append((time.perf_counter(), late))
+        self.device.handle_events(late)
+        command = self.device.poll()
+        self._late_window_events.extend(late)
+        self._late_device_events = self._late_device_events | command.events
+        return self.mapper(command)
+
     def _decide(self, events) -> tuple[Decision, object]:
-        extra = set()
-        if any(e.type == self.pygame.QUIT for e in events):  # the window's close button
+        extra = set(self._late_device_events)
+        window_events = self._late_window_events + list(events)
+        self._late_window_events, self._late_device_events = [], frozenset()
+        if any(e.type == self.pygame.QUIT for e in window_events):  # the window's close button
             extra.add(Event.QUIT)
         if hasattr(self.device, "handle_events"):
-            self.device.handle_events(events)
+            self.device.handle_events(events)  # late events were handed over when they came in
         if self.window_keys is not None:
-            self.window_keys.handle_events(events)
+            self.window_keys.handle_events(window_events)
             extra |= self.window_keys.poll().events
         self.device.observe(self.obs)
         command = self.device.poll()
@@ -190,7 +222,7 @@ class ControlLoop:
         present = not self.device.status.startswith("unplugged")
         return self.flow.decide(command.events | extra, moved=moved, device_present=present), command
 
-    def _note_latency(self, inputs, applied: float) -> None:
+    def _note_latency(self, inputs, applied: float, deadline: float) -> None:
         for arrival, batch in inputs:
             for event in batch:
                 if event.type in self._input_types:
@@ -199,6 +231,7 @@ class ControlLoop:
                     posted = getattr(event, "injected_at", None)
                     if posted is not None:
                         self.stats.pickup_delay.append(arrival - posted)
+                        self.stats.tick_wait.append(deadline - posted)
                     self.stats.input_latency.append(applied - (posted if posted is not None else arrival))
 
     def _publish_hud(self) -> None:

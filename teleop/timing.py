@@ -85,6 +85,8 @@ class LoopStats:
     step_durations: list = field(default_factory=list)  # poll + map + step + record, seconds
     input_latency: list = field(default_factory=list)  # event arrival -> action applied, seconds
     pickup_delay: list = field(default_factory=list)  # event posted -> window thread took it (injected only)
+    tick_wait: list = field(default_factory=list)  # event posted -> the due time of the tick that applied it
+    apply_delay: list = field(default_factory=list)  # a tick's due time -> its action applied (lateness + work)
     frame_times: list = field(default_factory=list)  # when each newly rendered frame was shown
     render_durations: list = field(default_factory=list)
     missed_ticks: int = 0
@@ -113,6 +115,9 @@ class LoopStats:
             "latency_p99_ms": percentile_ms(self.input_latency, 99),
             "latency_max_ms": percentile_ms(self.input_latency, 100),
             "pickup_p99_ms": percentile_ms(self.pickup_delay, 99),
+            "tick_wait_p99_ms": percentile_ms(self.tick_wait, 99),
+            "apply_delay_p50_ms": percentile_ms(self.apply_delay, 50),
+            "apply_delay_p99_ms": percentile_ms(self.apply_delay, 99),
         }
 
     def format(self) -> str:

@@ -123,6 +123,43 @@ def test_keyboard_d_moves_the_arm_right_in_the_view_and_the_episode_is_kept(tmp_
     assert s["latency_n"] >= 2 and s["ticks"] > 80
 
 
+def test_input_arriving_after_the_drain_is_applied_in_the_same_tick(tmp_path):
+    """Late sampling: a key that lands between the tick's drain and env.step moves the arm in that step."""
+    import pygame
+
+    from devices.keyboard import KeyboardDevice
+
+    class LateKeyboard(KeyboardDevice):
+        control, armed, late_step = None, False, None
+
+        def poll(self):
+            command = super().poll()  # this tick's drain is over: the key below lands after it
+            if self.armed:
+                self.armed, self.late_step = False, self.control.buffer.t
+                key(pygame.KEYDOWN, pygame.K_d)
+            return command
+
+    device = LateKeyboard()
+
+    def arm(c):
+        device.control, device.armed = c, True
+
+    script = [
+        ("record", lambda c: c.flow.phase.value == "idle", lambda c: key(pygame.KEYDOWN, pygame.K_RETURN)),
+        ("arm", lambda c: c.flow.steps >= 10, arm),
+        ("end", lambda c: device.late_step is not None and c.flow.steps >= device.late_step + 20,
+         lambda c: key(pygame.KEYDOWN, pygame.K_RETURN)),
+        ("keep", lambda c: c.flow.phase.value == "review", lambda c: key(pygame.KEYDOWN, pygame.K_k)),
+    ]
+    result, _ = run_with(device, script, tmp_path, task="reach-v3", episodes=1, camera="corner")
+    episode = read_episode(result.written[0])
+    moving = np.abs(episode.action[:, :3]).max(axis=1) > 0.05
+    t = device.late_step
+    assert not moving[:t].any()  # nothing held before
+    assert moving[t]  # the step polled just before the key landed already carries it
+    assert replay(result.written[0]).exact
+
+
 def test_spacemouse_unplug_pauses_with_a_notice_and_replug_resumes(tmp_path):
     import pygame
 
