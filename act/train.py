@@ -38,6 +38,10 @@ RESUMABLE_CHANGES = ("steps", "resume", "device", "threads", "workers", "progres
                      "log_every", "val_every", "checkpoint_every", "eval_every", "eval_episodes",
                      "eval_max_steps", "eval_temporal_ensemble", "data", "out", "allow_single_spawn",
                      "max_minutes")
+# What a checkpoint written before a TrainConfig field existed was trained with.
+LEGACY_TRAIN_ARGS = {"lr_schedule": "constant", "warmup_steps": 0, "state_noise": 0.0}
+LR_SCHEDULES = ("constant", "cosine")
+FINAL_LR_FRACTION = 0.1  # where the cosine schedule ends, as a fraction of --lr
 VAL_SAMPLES = 2048  # a fixed, evenly spread subset keeps validation cheap and deterministic
 
 
@@ -94,6 +98,13 @@ class TrainConfig:
     """Show a progress bar."""
     max_minutes: float = 0.0
     """Stop after this many minutes of wall time and save the checkpoint (0: train for --steps)."""
+    lr_schedule: str = "constant"
+    """Learning rate over the run: constant, or cosine (from --lr down to a tenth of it at --steps)."""
+    warmup_steps: int = 0
+    """Steps of linear warm-up from 0 to --lr at the start (either schedule)."""
+    state_noise: float = 0.0
+    """Std of Gaussian noise added to the normalized state of every training sample (augmentation:
+    the policy learns to act from states a little off the demonstrations). 0: off."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -110,6 +121,12 @@ class TrainConfig:
         for name in ("eval_every", "threads", "workers", "seed"):
             if getattr(self, name) < 0:
                 raise ToolkitError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 0")
+        if not (math.isfinite(self.state_noise) and self.state_noise >= 0):
+            raise ToolkitError(f"--state-noise {self.state_noise}: must be a finite number >= 0")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ToolkitError(f"--lr-schedule {self.lr_schedule!r}: use one of {', '.join(LR_SCHEDULES)}")
+        if self.warmup_steps < 0 or self.warmup_steps >= self.steps:
+            raise ToolkitError(f"--warmup-steps {self.warmup_steps}: must be >= 0 and below --steps {self.steps}")
         if self.device not in ("cpu", "cuda"):
             raise ToolkitError(f"--device {self.device!r}: use cpu or cuda")
         return self
@@ -186,6 +203,20 @@ def _distributed_from_env() -> Distributed:
                        world_size=int(os.environ["WORLD_SIZE"]))
 
 
+def lr_scale(train: TrainConfig, step: int) -> float:
+    """Factor on every parameter group's base learning rate for the update after ``step`` updates.
+
+    A function of the step alone, so a resumed run continues the same curve.
+    """
+    if step < train.warmup_steps:
+        return (step + 1) / train.warmup_steps
+    if train.lr_schedule == "constant":
+        return 1.0
+    span = max(1, train.steps - train.warmup_steps)
+    progress = min(1.0, (step - train.warmup_steps) / span)
+    return FINAL_LR_FRACTION + (1.0 - FINAL_LR_FRACTION) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def step_seed(seed: int, step: int, rank: int) -> int:
     """The torch seed of one step (dropout, the CVAE's latent sample): resume needs no RNG state."""
     return int(np.random.SeedSequence([seed, step, rank, 11]).generate_state(1)[0])
@@ -259,6 +290,8 @@ def run(train: TrainConfig, model_flags: dict) -> dict:
             warnings.warn(f"the checkpoint was trained by {checkpoint['rng']['world_size']} process(es), "
                           f"this run has {dist.world_size}: batches after the resume differ from an "
                           f"uninterrupted run")
+    for group in optimizer.param_groups:  # the base of --lr-schedule; saved with the optimizer
+        group.setdefault("initial_lr", group["lr"])
     if dist.master:
         try:
             out.mkdir(parents=True, exist_ok=True)
@@ -293,7 +326,8 @@ def _check_resumable(checkpoint: dict, config: ACTConfig, train: TrainConfig, fi
                            f"pass the flags of the original run or start a new --out")
     saved_args = checkpoint["train_args"]
     differ = [f"--{k.replace('_', '-')}: checkpoint {saved_args.get(k)!r}, now {v!r}"
-              for k, v in train.to_dict().items() if k not in RESUMABLE_CHANGES and saved_args.get(k) != v]
+              for k, v in train.to_dict().items()
+              if k not in RESUMABLE_CHANGES and saved_args.get(k, LEGACY_TRAIN_ARGS.get(k)) != v]
     if differ:
         raise ToolkitError(f"--resume: {'; '.join(differ)}; pass the original values or start a new --out")
     key = lambda fp: [(e["file"], e["seed"], e["num_steps"]) for e in fp["episodes"]]  # noqa: E731
@@ -375,12 +409,17 @@ def _train_loop(train, dist, device, model, optimizer, config, normalizer, datas
             data_time += fetched - tick
             torch.manual_seed(step_seed(train.seed, step, dist.rank))
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            if train.state_noise:
+                batch["state"] = batch["state"] + train.state_noise * torch.randn_like(batch["state"])
             loss, info = model(batch)
             if not math.isfinite(info["loss"]):
                 raise ToolkitError(f"the loss became {info['loss']} at step {step}; lower --lr "
                                    f"(now {config.lr}) or check the data")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            scale = lr_scale(train, step)
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * scale
             optimizer.step()
             step += 1
             for k in sums:
@@ -397,6 +436,7 @@ def _train_loop(train, dist, device, model, optimizer, config, normalizer, datas
                 for k, v in means.items():
                     history[k].append(v)
                     writer.add_scalar(f"losses/{'train' if k == 'loss' else k}", v, step)
+                writer.add_scalar("optim/lr", optimizer.param_groups[0]["lr"], step)
                 writer.add_scalar("perf/steps_per_s", counted / max(step_time, 1e-9), step)
                 writer.add_scalar("perf/data_fraction", data_time / max(step_time, 1e-9), step)
                 bar.set_postfix(loss=f"{means['loss']:.3f}", l1=f"{means['l1']:.3f}",

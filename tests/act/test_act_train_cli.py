@@ -126,8 +126,10 @@ def test_rollout_is_deterministic_and_eval_spawns_avoid_training_seeds(tiny_run)
 # ---------------------------------------------------------------------------- resume
 
 def test_resume_after_sigkill_matches_uninterrupted_run(pick_place_demos, tmp_path):
+    # With the learning-rate schedule and the state noise on: both must continue exactly too.
     common = ["--data", str(pick_place_demos), "--steps", "200", "--checkpoint-every", "10",
-              "--log-every", "10", "--val-every", "50"]
+              "--log-every", "10", "--val-every", "50", "--lr-schedule", "cosine", "--warmup-steps", "20",
+              "--state-noise", "0.05"]
     whole = train(*common, "--out", str(tmp_path / "whole"))
     assert whole.returncode == 0, whole.stderr
 
@@ -157,6 +159,21 @@ def test_resume_after_sigkill_matches_uninterrupted_run(pick_place_demos, tmp_pa
         assert torch.equal(a["model"][name], b["model"][name]), name
     assert a["history"] == b["history"]  # the same loss trace, bit for bit
     assert a["optimizer"]["state"][0]["exp_avg"].equal(b["optimizer"]["state"][0]["exp_avg"])
+    group = b["optimizer"]["param_groups"][0]
+    assert group["lr"] == pytest.approx(0.1 * group["initial_lr"], rel=0.01)  # the cosine ran to its end
+
+
+def test_lr_schedule_warms_up_then_decays_to_a_tenth():
+    from act.train import TrainConfig, lr_scale
+
+    cosine = TrainConfig(data=["d"], out="o", steps=1000, lr_schedule="cosine", warmup_steps=100)
+    scales = [lr_scale(cosine, step) for step in range(1000)]
+    assert scales[0] == pytest.approx(0.01) and scales[99] == pytest.approx(1.0)  # linear warm-up
+    assert scales[100] == pytest.approx(1.0) and scales[550] == pytest.approx(0.55)  # cosine midpoint
+    assert scales[-1] == pytest.approx(0.1, abs=1e-4)
+    assert all(a >= b for a, b in zip(scales[100:], scales[101:]))  # never rises after the warm-up
+    constant = TrainConfig(data=["d"], out="o", steps=1000)
+    assert {lr_scale(constant, step) for step in (0, 500, 999)} == {1.0}
 
 
 def test_resume_refuses_mismatched_or_bad_checkpoints(pick_place_demos, tmp_path):
@@ -224,6 +241,9 @@ def test_corrupt_file_skipped_with_warning_or_refused_with_strict(pick_place_dem
 def test_bad_model_flags_are_one_line_errors(pick_place_demos, tmp_path):
     result = train("--data", str(pick_place_demos), "--out", str(tmp_path / "r"), "--n-heads", "3")
     assert_one_line_error(result, "n_heads")
+    for flags, named in ((["--lr-schedule", "linear"], "--lr-schedule"), (["--warmup-steps", "5000"], "--warmup-steps"),
+                         (["--state-noise", "-1"], "--state-noise")):
+        assert_one_line_error(train("--data", str(pick_place_demos), "--out", str(tmp_path / "r"), *flags), named)
 
 
 # ---------------------------------------------------------------------------- the diversity guard
