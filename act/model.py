@@ -17,7 +17,7 @@ Differences from the published code, on purpose:
 
 Kept from the published design: the decoder's input is all zeros (positions come from the learned
 queries), so the first decoder layer's self-attention averages identical values and its
-in-projection (3 * hidden_dim**2 weights, 49k of 1.48M at the defaults) never learns.
+in-projection (3 * hidden_dim**2 weights per attention block, 49k at hidden 128) never learns.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ class TrainConfig:
     """Folders of episode files (written by `teleop record --out`)."""
     out: str = ""
     """Run folder: checkpoints, TensorBoard logs and the loss plot go here."""
-    steps: int = 2000
+    steps: int = 3000
     """Optimizer steps in total (a resumed run continues up to this number)."""
     batch_size: int = 64
     """Samples per optimizer step and process (DDP: the effective batch is this times the processes)."""

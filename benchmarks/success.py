@@ -122,6 +122,9 @@ def record_demos(cell: Cell, cache: Path, log: Path) -> tuple[Path, float]:
     return final, minutes
 
 
+# What besides the model config decides the result: saved with every row.
+RECIPE_TRAIN_ARGS = ("batch_size", "val_fraction", "lr_schedule", "warmup_steps", "state_noise",
+                     "eval_temporal_ensemble")
 STAGES: dict[Cell, str] = {}  # what each running cell is doing, for the heartbeat lines
 STARTED: dict[Cell, float] = {}  # perf_counter when each cell began
 DURATIONS: list[float] = []  # minutes of each cell finished in this run
@@ -157,7 +160,10 @@ def _run_cell(cell: Cell, args) -> dict:
 
     from act.checkpoint import load_checkpoint
 
-    steps = int(load_checkpoint(work / "run" / "latest.pt")["step"])
+    checkpoint = load_checkpoint(work / "run" / "latest.pt")
+    steps = int(checkpoint["step"])
+    recipe = {**{k: v for k, v in checkpoint["config"].items() if k not in ("state_dim", "action_dim")},
+              **{k: checkpoint["train_args"].get(k) for k in RECIPE_TRAIN_ARGS}}
 
     evaluate = [sys.executable, "-m", "act.evaluate", "--ckpt", str(work / "run"), "--episodes",
                 str(args.episodes), "--videos", "0", "--workers", "1", "--out", str(work / "eval")]
@@ -181,7 +187,7 @@ def _run_cell(cell: Cell, args) -> dict:
                      "outside": split(coverage["outside"])},
         "load_before_train": load_before, "load_after_train": load_train, "load_after_eval": load_values(),
         "jobs": args.jobs, "threads": 1, "host": socket.gethostname(), "cores": os.cpu_count(),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "run": str(work),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "run": str(work), "recipe": recipe,
     }
 
 
@@ -354,8 +360,9 @@ def main(argv=None) -> int:
     parser.add_argument("--spawn", choices=("stratified", "fixed"), default="stratified",
                         help="fixed: every demo from one spawn (the single-spawn failure; trained with "
                              "--allow-single-spawn)")
-    parser.add_argument("--steps", type=int, default=3000, help="training steps (at most)")
-    parser.add_argument("--max-minutes", type=float, default=12.0, help="training wall-time cap per cell")
+    parser.add_argument("--steps", type=int, default=3000, help="training steps (at most; act-train's default)")
+    parser.add_argument("--max-minutes", type=float, default=4.8,
+                        help="training wall-time cap per cell (the target: under 5 minutes)")
     parser.add_argument("--episodes", type=int, default=100, help="evaluation episodes on unseen spawns")
     parser.add_argument("--jobs", type=int, default=1, help="cells run side by side (each single-threaded)")
     parser.add_argument("--results", default=str(RESULTS_DIR / "success.jsonl"), help="JSON-lines results file")
@@ -369,7 +376,9 @@ def main(argv=None) -> int:
         parser.error("--jobs, --steps, --episodes and --demos must be at least 1")
     results, png = Path(args.results), Path(args.png)
     if not args.table_only:
-        cells = [Cell(task, demos, args.device, args.spawn) for task in args.tasks for demos in args.demos]
+        # A column at a time (every task at the first --demos count, then the next), so a run cut short
+        # still holds whole columns.
+        cells = [Cell(task, demos, args.device, args.spawn) for demos in args.demos for task in args.tasks]
         run_grid(cells, args, results)
     report(results, png)
     return 0
