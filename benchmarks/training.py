@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/training.py --skip-success       # step timing only (about 1 min)
     .venv/bin/python benchmarks/training.py --data /tmp/pp50     # reuse recorded demos
 
-1. ms per training step and samples/s of the default config at 1 and 2 torch threads, with the
+1. ms per training step and samples/s of the default config at 1 and 2 torch threads (and of the first
+   defaults, FIRST_DEFAULTS, at 1 thread), with the
    machine's load average beside each figure (2 threads collapse when the cores are busy, FACTS.md);
 2. the data-loading share of a step (building the batch from memory, target < 10%);
 3. success on random pick-place-v3 spawns vs training steps: `act-train` on 50 scripted demos
@@ -39,6 +40,10 @@ def record_demos(out: Path, episodes: int) -> Path:
     return out
 
 
+# The defaults before the recipe measurements (BENCHMARKS.md, "ACT recipe"), timed beside the current ones.
+FIRST_DEFAULTS = dict(feedforward_dim=512, n_encoder_layers=4, n_vae_encoder_layers=2)
+
+
 def bench_steps(data: Path, threads_list=(1, 2), steps: int = 30, warmup: int = 5) -> None:
     import torch
 
@@ -51,12 +56,14 @@ def bench_steps(data: Path, threads_list=(1, 2), steps: int = 30, warmup: int = 
     episodes = dataset.episodes
     normalizer = Normalizer.from_data(np.concatenate([e.state for e in episodes]),
                                       np.concatenate([e.action for e in episodes]))
-    config = ACTConfig().validate()
-    samples = ChunkDataset(episodes, config.chunk_size, normalizer)
+    samples = ChunkDataset(episodes, ACTConfig().chunk_size, normalizer)
     batch_size = 64
-    print(f"default config: hidden {config.hidden_dim}, chunk {config.chunk_size}, batch {batch_size}, "
-          f"{len(episodes)} episodes / {len(samples)} samples")
-    for threads in threads_list:
+    print(f"batch {batch_size}, {len(episodes)} episodes / {len(samples)} samples")
+    runs = [("default", ACTConfig().validate(), threads) for threads in threads_list]
+    runs.append(("first defaults", ACTConfig(**FIRST_DEFAULTS).validate(), 1))
+    for name, config, threads in runs:
+        print(f"{name}: hidden {config.hidden_dim}, feed-forward {config.feedforward_dim}, encoder layers "
+              f"{config.n_encoder_layers}, CVAE layers {config.n_vae_encoder_layers}, chunk {config.chunk_size}")
         torch.set_num_threads(threads)
         torch.manual_seed(0)
         model = ACTPolicy(config)
