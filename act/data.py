@@ -48,12 +48,16 @@ class StateSpec:
 
     slices: tuple[tuple[int, int], ...] = ((0, 39),)
     qpos: bool = False
+    relative: bool = False
+    """Append hand->object, object->goal and hand->goal vectors (9 floats, from MetaWorld's current-frame
+    hand 0:3, first object 4:7 and goal 36:39): what the expert's actions are proportional to, so the
+    network need not learn a subtraction from a handful of spawns."""
 
     @classmethod
-    def parse(cls, text: str, *, qpos: bool = False) -> "StateSpec":
+    def parse(cls, text: str, *, qpos: bool = False, relative: bool = False) -> "StateSpec":
         """'' -> all 39 floats; '0:7,36:39' -> those half-open column ranges, in that order."""
         if not text.strip():
-            return cls(qpos=qpos)
+            return cls(qpos=qpos, relative=relative)
         slices = []
         for part in text.split(","):
             try:
@@ -64,7 +68,7 @@ class StateSpec:
             if not 0 <= start < stop <= 39:
                 raise DataError(f"--state-slices range {part!r} must satisfy 0 <= START < STOP <= 39")
             slices.append((start, stop))
-        return cls(slices=tuple(slices), qpos=qpos)
+        return cls(slices=tuple(slices), qpos=qpos, relative=relative)
 
     def columns(self) -> np.ndarray:
         return np.concatenate([np.arange(a, b) for a, b in self.slices])
@@ -72,6 +76,9 @@ class StateSpec:
     def state(self, obs: np.ndarray, qpos: np.ndarray | None = None) -> np.ndarray:
         """obs (..., 39) [+ qpos (..., J)] -> policy input (..., S) float32."""
         parts = [obs[..., self.columns()]]
+        if self.relative:
+            hand, obj, goal = obs[..., 0:3], obs[..., 4:7], obs[..., 36:39]
+            parts += [obj - hand, goal - obj, goal - hand]
         if self.qpos:
             if qpos is None:
                 raise ValueError("this policy was trained with --qpos: pass the robot's joint positions")
@@ -79,12 +86,12 @@ class StateSpec:
         return np.concatenate(parts, axis=-1).astype(np.float32)
 
     def to_dict(self) -> dict:
-        return {"slices": [list(s) for s in self.slices], "qpos": self.qpos}
+        return {"slices": [list(s) for s in self.slices], "qpos": self.qpos, "relative": self.relative}
 
     @classmethod
     def from_dict(cls, data: dict) -> "StateSpec":
         return cls(slices=tuple(tuple(int(v) for v in s) for s in data["slices"]),
-                   qpos=bool(data["qpos"]))
+                   qpos=bool(data["qpos"]), relative=bool(data.get("relative", False)))
 
 
 # --------------------------------------------------------------------------------------------

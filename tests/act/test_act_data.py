@@ -75,6 +75,21 @@ def test_state_slices_and_qpos(pick_place_demos):
         StateSpec.parse("30:40")
 
 
+def test_relative_vectors_follow_the_state(pick_place_demos):
+    from teleop.episode import read_episode
+
+    spec = StateSpec.parse("", relative=True)
+    episode = load_dataset(pick_place_demos, spec=spec).episodes[0]
+    raw = read_episode(episode.path).state
+    assert episode.state.shape[1] == 39 + 9
+    hand, obj, goal = raw[:, 0:3], raw[:, 4:7], raw[:, 36:39]
+    for i, vector in enumerate((obj - hand, goal - obj, goal - hand)):
+        np.testing.assert_allclose(episode.state[:, 39 + 3 * i:42 + 3 * i], vector, atol=1e-6)
+    assert StateSpec.from_dict(spec.to_dict()) == spec
+    old = {"slices": [[0, 39]], "qpos": False}  # a checkpoint written before the field existed
+    assert StateSpec.from_dict(old) == StateSpec()
+
+
 def test_split_is_by_episode_seeded_and_disjoint():
     train, val = split_episodes(20, 0.1, seed=3)
     assert len(val) == 2 and len(train) == 18
