@@ -123,7 +123,8 @@ def record_demos(cell: Cell, cache: Path, log: Path) -> tuple[Path, float]:
 
 
 # What besides the model config decides the result: saved with every row.
-RECIPE_TRAIN_ARGS = ("batch_size", "val_fraction", "lr_schedule", "warmup_steps", "state_noise",
+RECIPE_TRAIN_ARGS = ("batch_size", "val_fraction", "lr_schedule", "warmup_steps", "state_noise", "relative",
+                     "state_slices", "qpos",
                      "eval_temporal_ensemble")
 STAGES: dict[Cell, str] = {}  # what each running cell is doing, for the heartbeat lines
 STARTED: dict[Cell, float] = {}  # perf_counter when each cell began
