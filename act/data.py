@@ -18,6 +18,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -109,6 +110,7 @@ class EpisodeData:
     state: np.ndarray  # (T, S) float32, already through the StateSpec
     action: np.ndarray  # (T, A) float32
     image_shapes: dict[str, tuple[int, int]] = field(default_factory=dict)  # camera -> (H, W)
+    frames: Optional[np.ndarray] = None  # (T,) the file's step of each row, when idle steps were dropped
 
     @property
     def num_steps(self) -> int:
@@ -125,6 +127,7 @@ class Dataset:
     cameras: tuple[str, ...]
     image_size: tuple[int, int] | None
     skipped: list[str]  # one line per damaged file left out
+    idle_dropped: int = 0  # steps left out by drop_idle
 
     def fingerprint(self) -> dict:
         """What the checkpoint records about the data: enough to tell whether a resumed run reads
@@ -141,10 +144,30 @@ class Dataset:
         }
 
 
+# A step is idle when its commanded translation is below IDLE_ACTION (MetaWorld: 1.0 = 1 cm a step)
+# and nothing moved until the next observation: hand and object under IDLE_MOVE_M, fingers under
+# IDLE_FINGER. Closing the gripper on an object is not idle (the fingers move).
+IDLE_ACTION, IDLE_MOVE_M, IDLE_FINGER = 0.02, 2e-4, 5e-4
+
+
+def idle_steps(state: np.ndarray, action: np.ndarray) -> np.ndarray:
+    """(T,) bool: the steps of an episode (raw 39-float MetaWorld states) where the operator paused."""
+    hand, finger, obj = state[:, 0:3], state[:, 3], state[:, 4:7]
+    still = ((np.linalg.norm(np.diff(hand, axis=0), axis=1) < IDLE_MOVE_M)
+             & (np.linalg.norm(np.diff(obj, axis=0), axis=1) < IDLE_MOVE_M)
+             & (np.abs(np.diff(finger)) < IDLE_FINGER))
+    idle = np.zeros(len(state), bool)
+    idle[:-1] = still & (np.abs(action[:-1, :3]).max(axis=1) < IDLE_ACTION)
+    return idle
+
+
 def load_dataset(folders, *, spec: StateSpec = StateSpec(), cameras: tuple[str, ...] = (),
-                 strict: bool = False) -> Dataset:
+                 strict: bool = False, drop_idle: bool = False) -> Dataset:
     """Read every episode of the folders. Refuses (DataError) missing or empty folders, mixed tasks
-    or observation layouts, NaN; a damaged file is skipped with a warning, or refused when strict."""
+    or observation layouts, NaN; a damaged file is skipped with a warning, or refused when strict.
+
+    drop_idle: leave out the steps where the operator paused (:func:`idle_steps`), so that chunks
+    run straight from the state before a pause to the motion after it."""
     if isinstance(folders, (str, os.PathLike)):
         folders = [folders]
     paths: list[Path] = []
@@ -159,6 +182,7 @@ def load_dataset(folders, *, spec: StateSpec = StateSpec(), cameras: tuple[str, 
         paths.extend(found)
 
     episodes, skipped = [], []
+    idle_dropped = 0
     task = layout = None
     spawn_low = spawn_high = None
     for path in paths:
@@ -191,11 +215,16 @@ def load_dataset(folders, *, spec: StateSpec = StateSpec(), cameras: tuple[str, 
                             f"the first episode has {layout}: every episode must be recorded the same way")
         if spawn_low is None:
             spawn_low, spawn_high = _spawn_box(episode.attrs, task)
+        state = spec.state(episode.state, episode.qpos if spec.qpos else None)
+        action, frames = episode.action.astype(np.float32), None
+        if drop_idle:
+            keep = ~idle_steps(episode.state, episode.action)
+            frames, state, action = np.flatnonzero(keep), state[keep], action[keep]
+            idle_dropped += int((~keep).sum())
         episodes.append(EpisodeData(
             path=path, seed=episode.seed, rand_vec=episode.rand_vec,
-            object_init_pos=episode.object_init_pos,
-            state=spec.state(episode.state, episode.qpos if spec.qpos else None),
-            action=episode.action.astype(np.float32), image_shapes=image_shapes))
+            object_init_pos=episode.object_init_pos, state=state, action=action,
+            image_shapes=image_shapes, frames=frames))
     for problem in skipped:
         warnings.warn(f"skipped a damaged episode: {problem} (pass --strict to stop instead)", stacklevel=2)
     if not episodes:
@@ -209,7 +238,8 @@ def load_dataset(folders, *, spec: StateSpec = StateSpec(), cameras: tuple[str, 
                             f"record them at one --image-size")
         image_size = sizes.pop()
     return Dataset(task=task, episodes=episodes, spawn_low=spawn_low, spawn_high=spawn_high,
-                   spec=spec, cameras=tuple(cameras), image_size=image_size, skipped=skipped)
+                   spec=spec, cameras=tuple(cameras), image_size=image_size, skipped=skipped,
+                   idle_dropped=idle_dropped)
 
 
 def _image_shapes(path: Path, cameras) -> dict[str, tuple[int, int]]:
@@ -330,6 +360,9 @@ class ChunkDataset:
         for i in indices:
             f = self._file(int(self.episode_of[i]))
             t = int(self.step_of[i])
+            kept = self.episodes[int(self.episode_of[i])].frames
+            if kept is not None:
+                t = int(kept[t])
             frames.append(np.stack([f[f"observations/images/{c}"][t] for c in self.cameras]))  # (N, H, W, 3)
         images = np.stack(frames).transpose(0, 1, 4, 2, 3)  # (B, N, 3, H, W)
         return images.astype(np.float32) / 255.0

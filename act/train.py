@@ -39,7 +39,8 @@ RESUMABLE_CHANGES = ("steps", "resume", "device", "threads", "workers", "progres
                      "eval_max_steps", "eval_temporal_ensemble", "data", "out", "allow_single_spawn",
                      "max_minutes")
 # What a checkpoint written before a TrainConfig field existed was trained with.
-LEGACY_TRAIN_ARGS = {"lr_schedule": "constant", "warmup_steps": 0, "state_noise": 0.0, "relative": False}
+LEGACY_TRAIN_ARGS = {"lr_schedule": "constant", "warmup_steps": 0, "state_noise": 0.0, "relative": False,
+                     "drop_idle": False}
 LR_SCHEDULES = ("constant", "cosine")
 FINAL_LR_FRACTION = 0.1  # where the cosine schedule ends, as a fraction of --lr
 VAL_SAMPLES = 2048  # a fixed, evenly spread subset keeps validation cheap and deterministic
@@ -72,6 +73,9 @@ class TrainConfig:
     """Columns of the 39-float state the policy sees, as START:STOP ranges, e.g. 0:7,36:39. Empty: all 39."""
     qpos: bool = False
     """Append the robot's 9 joint positions to the state."""
+    drop_idle: bool = False
+    """Leave out the steps where the demonstrator paused (small action, nothing moved): a state-only
+    policy cannot tell a pause from the motion that follows, and learns to stall."""
     relative: bool = True
     """Append hand->object, object->goal and hand->goal vectors (9 floats) to the state (measured: reach-v3
     at 20 demos 79% -> 96%, pick-place-v3 at 10 demos 80% -> 86%; BENCHMARKS.md, "ACT recipe")."""
@@ -234,7 +238,11 @@ def run(train: TrainConfig, model_flags: dict) -> dict:
     # ---- data (before importing torch: a bad dataset is refused in a fraction of a second) ----
     cameras = tuple(c for c in train.cameras.split(",") if c)
     spec = StateSpec.parse(train.state_slices, qpos=train.qpos, relative=train.relative)
-    dataset = load_dataset(train.data, spec=spec, cameras=cameras, strict=train.strict)
+    dataset = load_dataset(train.data, spec=spec, cameras=cameras, strict=train.strict, drop_idle=train.drop_idle)
+    if train.drop_idle and dist.master:
+        kept = sum(e.num_steps for e in dataset.episodes)
+        print(f"--drop-idle: left out {dataset.idle_dropped} idle steps of {kept + dataset.idle_dropped}",
+              flush=True)
     train_ids, val_ids = split_episodes(len(dataset.episodes), train.val_fraction, train.seed)
     train_eps = [dataset.episodes[i] for i in train_ids]
     val_eps = [dataset.episodes[i] for i in val_ids]

@@ -90,6 +90,32 @@ def test_relative_vectors_follow_the_state(pick_place_demos):
     assert StateSpec.from_dict(old) == StateSpec()
 
 
+def test_idle_steps_are_pauses_not_grasps():
+    from act.data import idle_steps
+
+    t = 12
+    state = np.zeros((t, 39))
+    action = np.zeros((t, 4))
+    state[:, 0] = np.r_[0.0, 0.01, 0.02, 0.03, 0.03, 0.03, 0.03, 0.03, 0.03, 0.03, 0.04, 0.05]  # hand x
+    action[:3, 0] = action[9:, 0] = 1.0  # moving: 1 cm a step
+    action[3:6, 0] = 0.001  # a pause: tiny command, nothing moves (steps 3, 4, 5)
+    state[7:10, 3] = [0.5, 0.4, 0.3]  # steps 6-8: hand still, fingers closing on an object
+    action[6:9, 3] = 1.0
+    idle = idle_steps(state, action)
+    assert np.flatnonzero(idle).tolist() == [3, 4, 5]
+
+
+def test_drop_idle_leaves_out_pauses_and_maps_frames(pick_place_demos):
+    full = load_dataset(pick_place_demos)
+    dropped = load_dataset(pick_place_demos, drop_idle=True)
+    before = sum(e.num_steps for e in full.episodes)
+    after = sum(e.num_steps for e in dropped.episodes)
+    assert dropped.idle_dropped == before - after
+    for a, b in zip(full.episodes, dropped.episodes):
+        np.testing.assert_array_equal(b.state, a.state[b.frames])  # rows are the file's kept steps
+        np.testing.assert_array_equal(b.action, a.action[b.frames])
+
+
 def test_split_is_by_episode_seeded_and_disjoint():
     train, val = split_episodes(20, 0.1, seed=3)
     assert len(val) == 2 and len(train) == 18
