@@ -97,7 +97,7 @@ def test_policy_acts_in_both_modes(tiny_run):
     rng = torch.Generator().manual_seed(0)
     obs = torch.randn(5, 2, 39, generator=rng).numpy() * 0.1
     chunk = policy.normalizer.unnormalize_action(policy.model.predict_chunk(
-        policy.normalizer.normalize_state(torch.from_numpy(obs[0]).float())))  # (B, K, A)
+        policy.normalizer.normalize_state(torch.from_numpy(policy.spec.state(obs[0])))))  # (B, K, A)
     policy.reset()
     for t in range(5):  # later observations are ignored until the chunk runs out
         torch.testing.assert_close(torch.from_numpy(policy.act(obs[t])), chunk[:, t].clamp(-1, 1))
