@@ -39,6 +39,9 @@ class SingleSpawnError(DataError):
 # What the policy sees of an episode's observation
 # --------------------------------------------------------------------------------------------
 
+# MetaWorld's 39-float observation: current-frame hand position, finger opening, first object, goal.
+HAND, FINGER, OBJECT, GOAL = slice(0, 3), 3, slice(4, 7), slice(36, 39)
+
 @dataclass(frozen=True)
 class StateSpec:
     """Which columns of /observations/state feed the policy, and whether qpos follows them.
@@ -78,7 +81,7 @@ class StateSpec:
         """obs (..., 39) [+ qpos (..., J)] -> policy input (..., S) float32."""
         parts = [obs[..., self.columns()]]
         if self.relative:
-            hand, obj, goal = obs[..., 0:3], obs[..., 4:7], obs[..., 36:39]
+            hand, obj, goal = obs[..., HAND], obs[..., OBJECT], obs[..., GOAL]
             parts += [obj - hand, goal - obj, goal - hand]
         if self.qpos:
             if qpos is None:
@@ -152,7 +155,7 @@ IDLE_ACTION, IDLE_MOVE_M, IDLE_FINGER = 0.02, 2e-4, 5e-4
 
 def idle_steps(state: np.ndarray, action: np.ndarray) -> np.ndarray:
     """(T,) bool: the steps of an episode (raw 39-float MetaWorld states) where the operator paused."""
-    hand, finger, obj = state[:, 0:3], state[:, 3], state[:, 4:7]
+    hand, finger, obj = state[:, HAND], state[:, FINGER], state[:, OBJECT]
     still = ((np.linalg.norm(np.diff(hand, axis=0), axis=1) < IDLE_MOVE_M)
              & (np.linalg.norm(np.diff(obj, axis=0), axis=1) < IDLE_MOVE_M)
              & (np.abs(np.diff(finger)) < IDLE_FINGER))

@@ -80,7 +80,7 @@ class ControlLoop:
         # Late input (see the module docstring): its window events and device events, for the next tick's flow.
         self._late_window_events: list = []
         self._late_device_events: frozenset = frozenset()
-        self._late_sampling = hasattr(device, "handle_events")
+        self._reads_window = hasattr(device, "handle_events")  # keyboard/gamepad: fed the drained events
         self.pose: Optional[Pose] = None  # replaced whole (never mutated), so the render thread needs no lock
         self.hud: Optional[HudState] = None
         self.request = None
@@ -172,7 +172,7 @@ class ControlLoop:
                 scheduler.rebase()  # a reset takes ~20 ms; not a missed tick of an episode
             elif decision.step:
                 action = self.mapper(command)
-                if self._late_sampling:
+                if self._reads_window:
                     # get(), not peek(): pygame 2.6's peek() frees the attribute dict of a
                     # posted event that get() hands out later (a use-after-free: seen as segfaults).
                     late = self.pygame.event.get()
@@ -208,7 +208,7 @@ class ControlLoop:
         self._late_window_events, self._late_device_events = [], frozenset()
         if any(e.type == self.pygame.QUIT for e in window_events):  # the window's close button
             extra.add(Event.QUIT)
-        if hasattr(self.device, "handle_events"):
+        if self._reads_window:
             self.device.handle_events(events)  # late events were handed over when they came in
         if self.window_keys is not None:
             self.window_keys.handle_events(window_events)
