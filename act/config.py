@@ -14,6 +14,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+DEFAULT_TEMPORAL_ENSEMBLE = -0.3
+"""Temporal-ensembling weight k used by act-eval, training rollouts and Policy unless told otherwise
+(negative: the newest chunks weigh most; why in act/ensemble.py)."""
+
 
 @dataclass
 class ACTConfig:

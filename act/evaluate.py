@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from act.config import DEFAULT_TEMPORAL_ENSEMBLE
 from act.rollout import EVAL_BASE_SEED
 from teleop.atomic import write_text
 from teleop.errors import ToolkitError
@@ -37,8 +38,9 @@ class EvalConfig:
     """base seed of the evaluation spawns: episode i uses seed + i (must not overlap training seeds)"""
     query_every: int = 0
     """open-loop chunks: query the policy every n steps and run its actions in between (0: off)"""
-    temporal_ensemble: float = 0.01
-    """temporal ensembling weight k (query every step, exponential weights); used unless --query-every"""
+    temporal_ensemble: float = DEFAULT_TEMPORAL_ENSEMBLE
+    """temporal ensembling weight k: query every step, weigh chunk i (0 = oldest) by exp(-k*i); negative k
+    favours the newest chunks. Used unless --query-every"""
     videos: int = 5
     """H.264 videos of the first K episodes (-1: all)"""
     camera: str = "corner"

@@ -5,8 +5,8 @@ outputs (which observation columns, normalization), so callers pass raw observat
 B environments stepping in lockstep share one forward pass.
 
 Two ways to turn chunks into actions:
-- temporal_ensemble=k (default k=0.01): query every step, average the predictions every live chunk
-  made for this step (ACT's Algorithm 2; the most reliable mode in FACTS.md);
+- temporal_ensemble=k (default k=-0.3, act/ensemble.py says why): query every step, average the
+  predictions every live chunk made for this step, weighted (ACT's Algorithm 2);
 - query_every=n: query every n steps and run the chunk's actions open-loop in between
   (n=1: "query every step, run the first action").
 """
@@ -17,11 +17,12 @@ import os
 
 import numpy as np
 
+from act.config import DEFAULT_TEMPORAL_ENSEMBLE
 from act.data import StateSpec
 
 
 class Policy:
-    def __init__(self, model, normalizer, spec: StateSpec, *, temporal_ensemble: float | None = 0.01,
+    def __init__(self, model, normalizer, spec: StateSpec, *, temporal_ensemble: float | None = DEFAULT_TEMPORAL_ENSEMBLE,
                  query_every: int | None = None, device: str = "cpu"):
         from act.ensemble import TemporalEnsembler
 

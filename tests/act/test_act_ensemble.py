@@ -23,7 +23,7 @@ def offline_ensemble(chunks: list[torch.Tensor], k: float) -> list[torch.Tensor]
     return actions
 
 
-@pytest.mark.parametrize("k", [0.01, 0.5, 0.0])
+@pytest.mark.parametrize("k", [0.01, 0.5, 0.0, -0.3])
 def test_matches_offline_average(k):
     torch.manual_seed(0)
     chunk_size, steps = 5, 23
@@ -42,6 +42,18 @@ def test_oldest_prediction_weighs_most():
     expected = 1.0 * math.exp(-1.0) / (1.0 + math.exp(-1.0))
     assert action.item() == pytest.approx(expected)
     assert action.item() < 0.5
+
+
+def test_default_favours_the_newest_prediction():
+    # The default is negative (act/ensemble.py): the newest chunk weighs most, the last ~4 count.
+    ensembler = TemporalEnsembler(chunk_size=20)
+    assert ensembler.k < 0
+    for _ in range(19):
+        ensembler.update(torch.zeros(1, 20, 1))  # older chunks say 0
+    action = ensembler.update(torch.ones(1, 20, 1))  # the newest says 1
+    weights = [math.exp(-ensembler.k * i) for i in range(20)]
+    assert action.item() == pytest.approx(weights[-1] / sum(weights))
+    assert 0.2 < action.item() < 0.5  # one chunk out of 20 carries a quarter or more of the action
 
 
 def test_first_step_and_reset():
