@@ -164,13 +164,18 @@ def idle_steps(state: np.ndarray, action: np.ndarray) -> np.ndarray:
     return idle
 
 
+# Devices that never pause: their episodes keep every step when drop_idle is None ("auto").
+SCRIPTED_DEVICES = ("scripted",)
+
+
 def load_dataset(folders, *, spec: StateSpec = StateSpec(), cameras: tuple[str, ...] = (),
-                 strict: bool = False, drop_idle: bool = False) -> Dataset:
+                 strict: bool = False, drop_idle: bool | None = False) -> Dataset:
     """Read every episode of the folders. Refuses (DataError) missing or empty folders, mixed tasks
     or observation layouts, NaN; a damaged file is skipped with a warning, or refused when strict.
 
     drop_idle: leave out the steps where the operator paused (:func:`idle_steps`), so that chunks
-    run straight from the state before a pause to the motion after it."""
+    run straight from the state before a pause to the motion after it. None: only in episodes
+    recorded by a person (any device but the scripted expert, whose episodes are kept whole)."""
     if isinstance(folders, (str, os.PathLike)):
         folders = [folders]
     paths: list[Path] = []
@@ -220,7 +225,7 @@ def load_dataset(folders, *, spec: StateSpec = StateSpec(), cameras: tuple[str, 
             spawn_low, spawn_high = _spawn_box(episode.attrs, task)
         state = spec.state(episode.state, episode.qpos if spec.qpos else None)
         action, frames = episode.action.astype(np.float32), None
-        if drop_idle:
+        if drop_idle or (drop_idle is None and episode.attrs.get("device") not in SCRIPTED_DEVICES):
             keep = ~idle_steps(episode.state, episode.action)
             frames, state, action = np.flatnonzero(keep), state[keep], action[keep]
             idle_dropped += int((~keep).sum())

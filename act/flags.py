@@ -1,7 +1,8 @@
 """Dataclass fields -> argparse flags, with each field's docstring as its help.
 
 A field `batch_size: int = 64` followed by a string literal becomes `--batch-size N` with that
-string as help. bool fields become --name / --no-name; tuple/list fields take several values.
+string as help. bool fields become --name / --no-name (a `bool | None` field: neither flag leaves None,
+"decide for me"); tuple/list fields take several values.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls, *, skip=(), aliase
         flags = [flag, *aliases.get(f.name, ())]
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
-        help_text = docs.get(f.name, "")
+        help_text = docs.get(f.name, "").replace("%", "%%")  # argparse formats help with %
         hint = hints[f.name]
         origin = typing.get_origin(hint)
         kwargs = dict(dest=f.name, help=help_text)
@@ -50,9 +51,9 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls, *, skip=(), aliase
             kwargs["required"] = True
         else:
             kwargs["default"] = default
-            if hint is not bool:
+            if hint not in (bool, typing.Optional[bool]):
                 kwargs["help"] = f"{help_text} (default: {default!r})" if help_text else None
-        if hint is bool:
+        if hint in (bool, typing.Optional[bool]):
             kwargs["action"] = argparse.BooleanOptionalAction
         elif origin in (list, tuple):
             item = typing.get_args(hint)[0]

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from act.config import ACTConfig
+from act.config import DEFAULT_TEMPORAL_ENSEMBLE, ACTConfig
 from act.data import StateSpec, check_spawn_diversity, load_dataset, split_episodes
 from teleop.errors import ToolkitError
 
@@ -73,9 +73,11 @@ class TrainConfig:
     """Columns of the 39-float state the policy sees, as START:STOP ranges, e.g. 0:7,36:39. Empty: all 39."""
     qpos: bool = False
     """Append the robot's 9 joint positions to the state."""
-    drop_idle: bool = False
+    drop_idle: bool | None = None
     """Leave out the steps where the demonstrator paused (small action, nothing moved): a state-only
-    policy cannot tell a pause from the motion that follows, and learns to stall."""
+    policy cannot tell a pause from the motion that follows, and learns to stall (50 human-like
+    pick-place demos: 34% -> 60-65%, BENCHMARKS.md). Neither flag: only in episodes recorded by a
+    person (any device but the scripted expert)."""
     relative: bool = True
     """Append hand->object, object->goal and hand->goal vectors (9 floats) to the state (measured: reach-v3
     at 20 demos 79% -> 96%, pick-place-v3 at 10 demos 80% -> 86%; BENCHMARKS.md, "ACT recipe")."""
@@ -93,8 +95,8 @@ class TrainConfig:
     """Rollouts per evaluation, on spawns disjoint from the training seeds."""
     eval_max_steps: int = 500
     """Step limit of an evaluation rollout (MetaWorld's horizon is 500)."""
-    eval_temporal_ensemble: float = 0.01
-    """Temporal-ensembling weight k of evaluation rollouts (0: plain mean of the live chunks)."""
+    eval_temporal_ensemble: float = DEFAULT_TEMPORAL_ENSEMBLE
+    """Temporal-ensembling weight k of evaluation rollouts (act-eval's default; 0: plain mean of the live chunks)."""
     allow_single_spawn: bool = False
     """Train even when every training episode starts from the same spawn (experiments only)."""
     strict: bool = False
@@ -239,10 +241,10 @@ def run(train: TrainConfig, model_flags: dict) -> dict:
     cameras = tuple(c for c in train.cameras.split(",") if c)
     spec = StateSpec.parse(train.state_slices, qpos=train.qpos, relative=train.relative)
     dataset = load_dataset(train.data, spec=spec, cameras=cameras, strict=train.strict, drop_idle=train.drop_idle)
-    if train.drop_idle and dist.master:
+    if train.drop_idle is not False and dataset.idle_dropped and dist.master:
         kept = sum(e.num_steps for e in dataset.episodes)
-        print(f"--drop-idle: left out {dataset.idle_dropped} idle steps of {kept + dataset.idle_dropped}",
-              flush=True)
+        print(f"left out {dataset.idle_dropped} idle steps (operator pauses) of {kept + dataset.idle_dropped}"
+              f"{'' if train.drop_idle else ' (human demos; --no-drop-idle keeps them)'}", flush=True)
     train_ids, val_ids = split_episodes(len(dataset.episodes), train.val_fraction, train.seed)
     train_eps = [dataset.episodes[i] for i in train_ids]
     val_eps = [dataset.episodes[i] for i in val_ids]

@@ -116,6 +116,23 @@ def test_drop_idle_leaves_out_pauses_and_maps_frames(pick_place_demos):
         np.testing.assert_array_equal(b.action, a.action[b.frames])
 
 
+def test_drop_idle_by_default_only_for_demos_recorded_by_a_person(pick_place_demos, tmp_path):
+    from devices.humanlike import HumanlikeExpert
+    from teleop.collect import record_headless
+
+    human = tmp_path / "human"  # the human-like device pauses now and then (hesitations)
+    record_headless(HumanlikeExpert("pick-place-v3", seed=0, hesitation_rate=4.0), task="pick-place-v3",
+                    episodes=2, out=human, seed=0, keep_failures=True, max_steps=120, progress=False)
+    auto = load_dataset(human, drop_idle=None)
+    assert auto.idle_dropped > 0
+    assert auto.idle_dropped == load_dataset(human, drop_idle=True).idle_dropped
+    assert load_dataset(human, drop_idle=False).idle_dropped == 0
+    # The scripted expert's episodes are kept whole unless drop_idle=True says otherwise.
+    assert load_dataset(pick_place_demos, drop_idle=None).idle_dropped == 0
+    kept = load_dataset(pick_place_demos, drop_idle=None)
+    assert all(e.frames is None for e in kept.episodes)
+
+
 def test_split_is_by_episode_seeded_and_disjoint():
     train, val = split_episodes(20, 0.1, seed=3)
     assert len(val) == 2 and len(train) == 18

@@ -296,3 +296,11 @@ def test_cameras_without_torchvision_is_a_clean_error(image_demos, tmp_path):
     result = train("--data", str(image_demos), "--out", str(tmp_path / "r"), "--cameras", "corner2",
                    "--steps", "2", "--val-fraction", "0")
     assert_one_line_error(result, "torchvision")
+
+
+@pytest.mark.parametrize("module", ["act.train", "act.evaluate"])
+def test_help_prints_every_flag(module):
+    # Field docstrings become argparse help, which %-formats them: a literal "%" must not break --help.
+    result = run_cli(module, "--help", timeout=60)
+    assert result.returncode == 0, result.stderr[-500:]
+    assert "--temporal-ensemble" in result.stdout or "--drop-idle" in result.stdout
