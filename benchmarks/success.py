@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/success.py --tasks pick-place-v3 --demos 50 --spawn fixed   # the single-spawn failure
     .venv/bin/python benchmarks/success.py --device humanlike --tasks pick-place-v3 --demos 50
     .venv/bin/python benchmarks/success.py --table-only                      # table + PNG from the results file
+    .venv/bin/python benchmarks/success.py --reevaluate old.jsonl --results new.jsonl --jobs 2   # same runs, new act-eval
 
 One cell = (task, demos, device, spawn):
 1. record ``demos`` episodes with ``teleop record`` (seed 0, 20 steps kept past success, stratified spawns,
@@ -15,6 +16,9 @@ One cell = (task, demos, device, spawn):
 4. one JSON line appended to ``--results``: success with its Wilson 95% interval, steps reached, train
    minutes, the split of the evaluation spawns inside/outside the training spawns' hull, and the machine
    load beside the timing.
+
+``--reevaluate OLD`` trains nothing: it evaluates the cached runs of OLD's rows again with act-eval's
+current defaults (e.g. another inference mode) and writes rows that keep OLD's training fields.
 
 Cells already in the results file are skipped, so an interrupted run continues where it stopped.
 ``--jobs N`` runs N cells side by side, each process single-threaded (on these 2-core machines two
@@ -166,9 +170,22 @@ def _run_cell(cell: Cell, args) -> dict:
     recipe = {**{k: v for k, v in checkpoint["config"].items() if k not in ("state_dim", "action_dim")},
               **{k: checkpoint["train_args"].get(k) for k in RECIPE_TRAIN_ARGS}}
 
+    STAGES[cell] = f"evaluating since {time.strftime('%H:%M')} ({steps} steps trained)"
+    return {
+        "task": cell.task, "demos": cell.demos, "device": cell.device, "spawn": cell.spawn,
+        "steps_requested": args.steps, "max_minutes": args.max_minutes, "steps": steps,
+        "record_minutes": round(record_minutes, 3), "train_minutes": round(train_minutes, 3),
+        "load_before_train": load_before, "load_after_train": load_train,
+        "jobs": args.jobs, "threads": 1, "host": socket.gethostname(), "cores": os.cpu_count(),
+        "run": str(work), "recipe": recipe, **evaluate_run(work, args, log),
+    }
+
+
+def evaluate_run(work: Path, args, log: Path) -> dict:
+    """``act-eval`` (its default inference) of the run in ``work`` on ``--episodes`` unseen spawns;
+    returns the results-row fields it decides."""
     evaluate = [sys.executable, "-m", "act.evaluate", "--ckpt", str(work / "run"), "--episodes",
                 str(args.episodes), "--videos", "0", "--workers", "1", "--out", str(work / "eval")]
-    STAGES[cell] = f"evaluating since {time.strftime('%H:%M')} ({steps} steps trained)"
     eval_minutes = _run(evaluate, log)
     report = json.loads((work / "eval" / "results.json").read_text())
     summary, coverage = report["summary"], report["coverage"]
@@ -177,22 +194,38 @@ def _run_cell(cell: Cell, args) -> dict:
         return {k: block.get(k) for k in ("episodes", "successes", "success_rate", "success_ci95")}
 
     return {
-        "task": cell.task, "demos": cell.demos, "device": cell.device, "spawn": cell.spawn,
-        "steps_requested": args.steps, "max_minutes": args.max_minutes, "steps": steps,
-        "record_minutes": round(record_minutes, 3), "train_minutes": round(train_minutes, 3),
-        "eval_minutes": round(eval_minutes, 3),
+        "eval_minutes": round(eval_minutes, 3), "inference": report["inference"],
+        "checkpoint_step": report["checkpoint_step"],
         "successes": summary["successes"], "episodes": summary["episodes"],
         "success_rate": summary["success_rate"], "success_ci95": summary["success_ci95"],
         "mean_steps_to_success": summary.get("mean_steps_to_success"),
         "coverage": {"train_spawns": coverage.get("train_spawns"), "inside": split(coverage["inside"]),
                      "outside": split(coverage["outside"])},
-        "load_before_train": load_before, "load_after_train": load_train, "load_after_eval": load_values(),
-        "jobs": args.jobs, "threads": 1, "host": socket.gethostname(), "cores": os.cpu_count(),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "run": str(work), "recipe": recipe,
+        "load_after_eval": load_values(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
 
-def run_grid(cells: list[Cell], args, results: Path) -> None:
+SOURCE_ROWS: dict[tuple, dict] = {}  # --reevaluate: the row each cell's trained run came from
+
+
+def reevaluate_cell(cell: Cell, args) -> dict:
+    """Evaluate a cell's already trained run again (act-eval's current defaults) and keep everything the
+    training decided (steps, minutes, load, recipe) from its source row."""
+    STARTED[cell] = time.perf_counter()
+    STAGES[cell] = f"re-evaluating since {time.strftime('%H:%M')}"
+    try:
+        source = SOURCE_ROWS[cell.key]
+        work = Path(source["run"])
+        return {**source, **evaluate_run(work, args, work / "log.txt"), "jobs": args.jobs,
+                "reevaluated_from": args.reevaluate}
+    finally:
+        STAGES.pop(cell, None)
+
+
+def run_grid(cells: list[Cell], args, results: Path, work=None) -> None:
+    """Run every cell not yet in ``results`` with ``work(cell, args)`` (default: record, train and
+    evaluate it), ``--jobs`` at a time, appending one row per finished cell."""
+    work = work or run_cell
     done = {row_key(row) for row in read_results(results)}
     todo = [c for c in cells if c.key not in done]
     skipped = len(cells) - len(todo)
@@ -205,7 +238,7 @@ def run_grid(cells: list[Cell], args, results: Path) -> None:
     finished = failed = 0
     JOBS[0] = args.jobs
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(run_cell, cell, args): cell for cell in todo}
+        futures = {pool.submit(work, cell, args): cell for cell in todo}
         pending = set(futures)
         while pending:
             done_now, pending = wait(pending, timeout=args.heartbeat * 60 or None, return_when=FIRST_COMPLETED)
@@ -267,6 +300,14 @@ def _cell_text(row: dict) -> str:
     return (f"{row['success_rate']:.0%} ({low:.0%}-{high:.0%}) · {row['train_minutes']:.1f} min{capped}")
 
 
+def _inference_text(inference: dict | None) -> str:
+    if not inference:
+        return "temporal ensemble k=0.01 (rows written before the results kept the inference)"
+    if inference.get("query_every"):
+        return f"chunks, query every {inference['query_every']}"
+    return f"temporal ensemble k={inference['temporal_ensemble']}"
+
+
 def _groups(rows: list[dict]) -> list[tuple[str, str]]:
     """(device, spawn) pairs present, the reference first: scripted demos on stratified spawns."""
     return sorted({(r["device"], r["spawn"]) for r in rows},
@@ -288,6 +329,8 @@ def table(rows: list[dict]) -> str:
         episodes = "/".join(str(n) for n in sorted({r["episodes"] for r in group}))
         out.append(f"success on {episodes} unseen random spawns (Wilson 95% CI) · training minutes"
                    " (steps shown where --max-minutes stopped training first)\n")
+        modes = sorted({_inference_text(r.get("inference")) for r in group})
+        out.append(f"inference: {'; '.join(modes)}\n")
         out.append("| task | " + " | ".join(f"{d} demos" for d in demos) + " |")
         out.append("|---|" + "---|" * len(demos))
         for task in tasks:
@@ -372,6 +415,9 @@ def main(argv=None) -> int:
     parser.add_argument("--heartbeat", type=float, default=2.0,
                         help="minutes between progress lines while cells run (0: only when a cell ends)")
     parser.add_argument("--table-only", action="store_true", help="print the table and plot; run nothing")
+    parser.add_argument("--reevaluate", metavar="RESULTS",
+                        help="train nothing: evaluate again (act-eval's current defaults) the cached runs of this "
+                             "results file's rows that match --tasks/--demos/--device/--spawn, into --results")
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.steps < 1 or args.episodes < 1 or any(d < 1 for d in args.demos):
         parser.error("--jobs, --steps, --episodes and --demos must be at least 1")
@@ -380,7 +426,19 @@ def main(argv=None) -> int:
         # A column at a time (every task at the first --demos count, then the next), so a run cut short
         # still holds whole columns.
         cells = [Cell(task, demos, args.device, args.spawn) for demos in args.demos for task in args.tasks]
-        run_grid(cells, args, results)
+        if args.reevaluate:
+            source = Path(args.reevaluate)
+            if source.resolve() == results.resolve():
+                parser.error("--reevaluate: give the old results file, and a new --results for the new rows")
+            SOURCE_ROWS.update({row_key(row): row for row in read_results(source)
+                                if (Path(row["run"]) / "run").is_dir()})
+            cells = [c for c in cells if c.key in SOURCE_ROWS]
+            if not cells:
+                parser.error(f"--reevaluate: no row of {source} matches the cells asked for and still has its "
+                             f"run folder in the cache")
+            run_grid(cells, args, results, work=reevaluate_cell)
+        else:
+            run_grid(cells, args, results)
     report(results, png)
     return 0
 
