@@ -29,7 +29,7 @@ from teleop.errors import ToolkitError
 @dataclass
 class EvalConfig:
     ckpt: str = ""
-    """checkpoint file, or a run folder (its best.pt, else latest.pt)"""
+    """checkpoint file, or a run folder: its latest.pt (best.pt when chosen by rollout success, --eval-every)"""
     episodes: int = 50
     """evaluation episodes, each on a fresh random spawn"""
     out: str = "evals/latest"

@@ -43,7 +43,7 @@ class Policy:
 
     @classmethod
     def load(cls, path_or_run_dir: str | os.PathLike, **kwargs) -> "Policy":
-        """From a checkpoint file, or a run folder (its best.pt, else latest.pt)."""
+        """From a checkpoint file, or a run folder (act.checkpoint.resolve_checkpoint picks the file)."""
         from act.checkpoint import load_checkpoint, resolve_checkpoint
 
         checkpoint = load_checkpoint(resolve_checkpoint(path_or_run_dir))

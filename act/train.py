@@ -8,9 +8,12 @@
 
 The run folder gets latest.pt (every --checkpoint-every steps and at the end), best.pt (lowest
 validation loss, or highest rollout success when --eval-every is on), tb/ (TensorBoard) and
-loss.png. A killed run resumed with --resume continues exactly: every step's randomness (its batch,
-dropout, the CVAE's latent sample) is a function of (seed, step, rank), and the checkpoint holds
-the model and optimizer state, so steps after the resume are the steps the run would have taken.
+loss.png. act-eval runs latest.pt, or best.pt when it was chosen by rollout success (the lowest
+validation loss did not pick the better policy: act/checkpoint.py, resolve_checkpoint).
+
+A killed run resumed with --resume continues exactly: every step's randomness (its batch, dropout,
+the CVAE's latent sample) is a function of (seed, step, rank), and the checkpoint holds the model
+and optimizer state, so steps after the resume are the steps the run would have taken.
 """
 
 from __future__ import annotations

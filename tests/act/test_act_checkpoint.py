@@ -36,6 +36,17 @@ def test_round_trip_and_atomic_write(tmp_path):
     assert resolve_checkpoint(tmp_path) == path
 
 
+def test_a_run_folder_resolves_to_latest_unless_best_was_chosen_by_success(tmp_path):
+    latest = save_checkpoint(tmp_path / "latest.pt", minimal_checkpoint(step=3000))
+    best = save_checkpoint(tmp_path / "best.pt", minimal_checkpoint(step=700, train_args={"eval_every": 0}))
+    assert resolve_checkpoint(tmp_path) == latest  # lowest validation loss: not the policy to run
+    save_checkpoint(best, minimal_checkpoint(step=700, train_args={"eval_every": 250}))
+    assert resolve_checkpoint(tmp_path) == best  # highest rollout success: run it
+    latest.unlink()
+    assert resolve_checkpoint(tmp_path) == best  # whatever the folder has
+    assert resolve_checkpoint(best) == best  # a file is taken as given
+
+
 def test_saving_refuses_non_plain_values(tmp_path):
     with pytest.raises(TypeError, match="plain types"):
         save_checkpoint(tmp_path / "x.pt", minimal_checkpoint(train_args={"path": tmp_path}))

@@ -88,7 +88,7 @@ def test_run_writes_checkpoints_png_tensorboard(tiny_run, pick_place_demos):
 def test_policy_acts_in_both_modes(tiny_run):
     from act.policy import Policy
 
-    policy = Policy.load(tiny_run)  # the run folder -> best.pt, temporal ensembling
+    policy = Policy.load(tiny_run)  # the run folder -> latest.pt, temporal ensembling
     actions = policy.act(torch.zeros(3, 39).numpy())
     assert actions.shape == (3, 4) and actions.dtype.name == "float32"
     assert abs(actions).max() <= 1.0
