@@ -59,6 +59,19 @@ def _window_id(display, title, proc, timeout=60):
     raise AssertionError(f"no window named like {title!r}")
 
 
+def _wait_for_scene(display, shot, proc, timeout=60):
+    """Return once a screenshot of the root window shows a rendered scene, not a blank screen."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"teleop exited early: {proc.stderr.read()}")
+        if (_x(display, "import", "-window", "root", str(shot)).returncode == 0 and shot.stat().st_size > 20_000
+                and _png_pixels(shot).std() > 20):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the window showed no scene within {timeout} s")
+
+
 def test_keyboard_window_under_xvfb_moves_the_arm_and_saves_the_episode(xvfb, tmp_path):
     out = tmp_path / "xvfb"
     env = {**os.environ, "DISPLAY": xvfb, "TELEOP_CONFIG_DIR": str(tmp_path / "cfg")}
@@ -69,8 +82,8 @@ def test_keyboard_window_under_xvfb_moves_the_arm_and_saves_the_episode(xvfb, tm
     try:
         window = _window_id(xvfb, "teleop record", proc)
         assert _x(xvfb, "xdotool", "windowfocus", window).returncode == 0
-        # The first frames (EGL start-up) before the operator moves: generous, as a loaded CI machine is slow.
-        time.sleep(3.0)
+        # The operator moves once the scene is on screen: EGL start-up on a loaded CI machine takes seconds.
+        _wait_for_scene(xvfb, tmp_path / "start.png", proc)
         _x(xvfb, "xdotool", "keydown", "d")
         time.sleep(1.0)
         ARTIFACTS.mkdir(exist_ok=True)
@@ -98,7 +111,13 @@ def test_keyboard_window_under_xvfb_moves_the_arm_and_saves_the_episode(xvfb, tm
     with TaskEnv("reach-v3") as probe:
         probe.reset(rand_vec=episode.rand_vec)
         right = view_basis(probe, "corner")[:, 0]
-    assert moved @ right > 0.05, moved  # D held for a second moved the hand right in the view
+    # D held for a second: every step that carried a command moved the hand right in the view. How many
+    # steps that is depends on how much CPU the loop got (on a loaded 2-core CI machine, few), so the
+    # distance is checked against the steps that ran, not against the wall-clock second.
+    commanded = np.abs(episode.action[:, :3]).max(axis=1) > 1e-6
+    assert commanded.sum() >= 5, commanded.sum()
+    assert (episode.action[commanded, :3] @ right > 0).all()
+    assert moved @ right > 0.002 * commanded.sum(), (moved, commanded.sum())
     assert replay(files[0]).exact
     assert shot.stat().st_size > 20_000
     image = _png_pixels(shot)
