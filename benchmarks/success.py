@@ -308,6 +308,12 @@ def _inference_text(inference: dict | None) -> str:
     return f"temporal ensemble k={inference['temporal_ensemble']}"
 
 
+def _checkpoint_text(row: dict) -> str:
+    if "checkpoint_step" not in row:
+        return "best.pt by validation loss (rows written before the results kept the checkpoint's step)"
+    return "latest.pt (end of training)" if row["checkpoint_step"] == row["steps"] else "best.pt"
+
+
 def _groups(rows: list[dict]) -> list[tuple[str, str]]:
     """(device, spawn) pairs present, the reference first: scripted demos on stratified spawns."""
     return sorted({(r["device"], r["spawn"]) for r in rows},
@@ -330,7 +336,8 @@ def table(rows: list[dict]) -> str:
         out.append(f"success on {episodes} unseen random spawns (Wilson 95% CI) · training minutes"
                    " (steps shown where --max-minutes stopped training first)\n")
         modes = sorted({_inference_text(r.get("inference")) for r in group})
-        out.append(f"inference: {'; '.join(modes)}\n")
+        picked = sorted({_checkpoint_text(r) for r in group})
+        out.append(f"inference: {'; '.join(modes)} · checkpoint: {'; '.join(picked)}\n")
         out.append("| task | " + " | ".join(f"{d} demos" for d in demos) + " |")
         out.append("|---|" + "---|" * len(demos))
         for task in tasks:
@@ -352,7 +359,7 @@ def plot(rows: list[dict], path: Path) -> None:
     tasks = [t for t in DEFAULT_TASKS if any(r["task"] == t for r in rows)]
     tasks += sorted({r["task"] for r in rows} - set(tasks))
     groups = _groups(rows)
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(11, 5))
     markers = "osd^v<>"
     for gi, (device, spawn) in enumerate(groups):
         for ti, task in enumerate(tasks):
@@ -364,7 +371,8 @@ def plot(rows: list[dict], path: Path) -> None:
             # float rounding can put the Wilson bound a hair past the rate: errorbar refuses negatives
             low = [max(0.0, 100 * (latest[d]["success_rate"] - latest[d]["success_ci95"][0])) for d in demos]
             high = [max(0.0, 100 * (latest[d]["success_ci95"][1] - latest[d]["success_rate"])) for d in demos]
-            ax.errorbar(demos, rate, yerr=[low, high], marker=markers[gi % len(markers)], capsize=3,
+            # each (device, spawn) group a little to the right of the previous one, so points do not overlap
+            ax.errorbar([d * (1 + 0.05 * gi) for d in demos], rate, yerr=[low, high], marker=markers[gi % len(markers)], capsize=3,
                         color=f"C{ti}", linestyle=["-", "--", ":", "-."][gi % 4],
                         label=f"{task} ({device}, {spawn})")
     ax.set_xscale("log")
@@ -375,7 +383,7 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_ylabel("success on unseen spawns (%)")
     ax.set_ylim(-3, 103)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the points stay visible
     ax.set_title("ACT (default config) success vs demonstrations, 95% Wilson CI")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
