@@ -6,12 +6,13 @@ averaged with weights w_i = exp(-k * i), i = 0 for the OLDEST chunk, so a positi
 predictions more (smoother actions); k = 0 is a plain mean; a negative k trusts the newest predictions
 more: with k = -0.3 each chunk weighs 1.35x the one before it, about the last 4 chunks count.
 
-The default (act.config.DEFAULT_TEMPORAL_ENSEMBLE = -0.3) was chosen on evaluation spawns kept apart from the reported ones
-(seeds 2,000,000+; BENCHMARKS.md, "Inference"): ACT's k = 0.01 averages ~20 chunks almost equally,
-and the action for a step then still leans on predictions made up to 19 steps (0.24 s) earlier. On
-MetaWorld's state-based tasks that delay closed the peg-insert-side gripper before the fingers
-reached the peg and let push-v3 drift off the puck: over four 10/20-demo checkpoints (peg, push x2,
-pick-place) k = 0.01 scored 352/400, query-every-step (newest chunk only) 360, k = -0.1 368, k = -0.3 371.
+The default (act.config.DEFAULT_TEMPORAL_ENSEMBLE = -0.3) was chosen on evaluation spawns kept apart
+from the reported ones (seeds 2,000,000+; BENCHMARKS.md, "Inference"): ACT's k = 0.01 averages ~20
+chunks almost equally, and the action for a step then still leans on predictions made up to 19
+steps (0.24 s) earlier. On MetaWorld's state-based tasks that delay closed the peg-insert-side
+gripper before the fingers reached the peg and let push-v3 drift off the puck: over four 10/20-demo
+checkpoints (peg, push x2, pick-place) k = 0.01 scored 352/400, query-every-step (newest chunk
+only) 360, k = -0.1 368, k = -0.3 371.
 """
 
 from __future__ import annotations

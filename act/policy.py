@@ -22,8 +22,9 @@ from act.data import StateSpec
 
 
 class Policy:
-    def __init__(self, model, normalizer, spec: StateSpec, *, temporal_ensemble: float | None = DEFAULT_TEMPORAL_ENSEMBLE,
-                 query_every: int | None = None, device: str = "cpu"):
+    def __init__(self, model, normalizer, spec: StateSpec, *,
+                 temporal_ensemble: float | None = DEFAULT_TEMPORAL_ENSEMBLE, query_every: int | None = None,
+                 device: str = "cpu"):
         from act.ensemble import TemporalEnsembler
 
         if (temporal_ensemble is None) == (query_every is None):
