@@ -100,9 +100,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return checkpoint
 
 
-def resolve_checkpoint(path_or_run_dir: str | os.PathLike) -> Path:
-    """A .pt file as given; a run folder -> the checkpoint to run: its best.pt when the run picked it by
-    rollout success (act-train --eval-every), else its latest.pt (the end of training).
+def open_checkpoint(path_or_run_dir: str | os.PathLike) -> tuple[Path, dict]:
+    """(path, checkpoint): a .pt file as given; a run folder -> the checkpoint to run: its best.pt when
+    the run picked it by rollout success (act-train --eval-every), else its latest.pt (the end of training).
 
     The lowest validation loss does not pick the better policy: on 50 human-like pick-place demos the
     validation loss bottomed out at step 700 (68/100 unseen spawns) while step 3000 scored 87/100, and
@@ -111,10 +111,11 @@ def resolve_checkpoint(path_or_run_dir: str | os.PathLike) -> Path:
     path = Path(path_or_run_dir)
     if path.is_dir():
         best, latest = path / BEST, path / LATEST
-        if best.is_file() and (not latest.is_file()
-                               or int(load_checkpoint(best)["train_args"].get("eval_every") or 0) > 0):
-            return best
+        if best.is_file():
+            checkpoint = load_checkpoint(best)
+            if not latest.is_file() or int(checkpoint["train_args"].get("eval_every") or 0) > 0:
+                return best, checkpoint
         if latest.is_file():
-            return latest
+            return latest, load_checkpoint(latest)
         raise CheckpointError(f"{path} holds no {BEST} or {LATEST}; is it an act-train --out folder?")
-    return path
+    return path, load_checkpoint(path)

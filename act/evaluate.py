@@ -154,7 +154,7 @@ def _write_video(path: Path, frames: list) -> str | None:
 
 # --------------------------------------------------------------------- evaluation
 def evaluate(cfg: EvalConfig, *, progress: bool = True) -> dict:
-    from act.checkpoint import load_checkpoint, resolve_checkpoint
+    from act.checkpoint import open_checkpoint
     from act.rollout import evaluation_spawns
     from teleop.env import TaskEnv, check_task
 
@@ -162,8 +162,7 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> dict:
         raise ToolkitError(f"--episodes must be at least 1, got {cfg.episodes}")
     if cfg.workers < 1:
         raise ToolkitError(f"--workers must be at least 1, got {cfg.workers}")
-    ckpt_path = resolve_checkpoint(cfg.ckpt)
-    checkpoint = load_checkpoint(ckpt_path)
+    ckpt_path, checkpoint = open_checkpoint(cfg.ckpt)
     dataset = checkpoint["dataset"]
     trained_task = dataset["task"]
     task = cfg.task or trained_task

@@ -44,10 +44,10 @@ class Policy:
 
     @classmethod
     def load(cls, path_or_run_dir: str | os.PathLike, **kwargs) -> "Policy":
-        """From a checkpoint file, or a run folder (act.checkpoint.resolve_checkpoint picks the file)."""
-        from act.checkpoint import load_checkpoint, resolve_checkpoint
+        """From a checkpoint file, or a run folder (act.checkpoint.open_checkpoint picks the file)."""
+        from act.checkpoint import open_checkpoint
 
-        checkpoint = load_checkpoint(resolve_checkpoint(path_or_run_dir))
+        _, checkpoint = open_checkpoint(path_or_run_dir)
         policy = cls.from_checkpoint(checkpoint, **kwargs)
         policy.checkpoint_step = int(checkpoint["step"])
         return policy

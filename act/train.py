@@ -9,7 +9,7 @@
 The run folder gets latest.pt (every --checkpoint-every steps and at the end), best.pt (lowest
 validation loss, or highest rollout success when --eval-every is on), tb/ (TensorBoard) and
 loss.png. act-eval runs latest.pt, or best.pt when it was chosen by rollout success (the lowest
-validation loss did not pick the better policy: act/checkpoint.py, resolve_checkpoint).
+validation loss did not pick the better policy: act/checkpoint.py, open_checkpoint).
 
 A killed run resumed with --resume continues exactly: every step's randomness (its batch, dropout,
 the CVAE's latent sample) is a function of (seed, step, rank), and the checkpoint holds the model

@@ -137,15 +137,7 @@ DURATIONS: list[float] = []  # minutes of each cell finished in this run
 
 def run_cell(cell: Cell, args) -> dict:
     """Record, train and evaluate one cell; returns its results line."""
-    STARTED[cell] = time.perf_counter()
     STAGES[cell] = "recording"
-    try:
-        return _run_cell(cell, args)
-    finally:
-        STAGES.pop(cell, None)
-
-
-def _run_cell(cell: Cell, args) -> dict:
     cache = Path(args.cache)
     work = cache / "runs" / cell.slug
     shutil.rmtree(work, ignore_errors=True)  # a half-trained run would make the train minutes meaningless
@@ -211,13 +203,18 @@ SOURCE_ROWS: dict[tuple, dict] = {}  # --reevaluate: the row each cell's trained
 def reevaluate_cell(cell: Cell, args) -> dict:
     """Evaluate a cell's already trained run again (act-eval's current defaults) and keep everything the
     training decided (steps, minutes, load, recipe) from its source row."""
-    STARTED[cell] = time.perf_counter()
     STAGES[cell] = f"re-evaluating since {time.strftime('%H:%M')}"
+    source = SOURCE_ROWS[cell.key]
+    work = Path(source["run"])
+    return {**source, **evaluate_run(work, args, work / "log.txt"), "jobs": args.jobs,
+            "reevaluated_from": args.reevaluate}
+
+
+def _tracked(work, cell: Cell, args) -> dict:
+    """``work(cell, args)`` with the bookkeeping the heartbeat and the ETA read (STARTED, STAGES)."""
+    STARTED[cell] = time.perf_counter()
     try:
-        source = SOURCE_ROWS[cell.key]
-        work = Path(source["run"])
-        return {**source, **evaluate_run(work, args, work / "log.txt"), "jobs": args.jobs,
-                "reevaluated_from": args.reevaluate}
+        return work(cell, args)
     finally:
         STAGES.pop(cell, None)
 
@@ -238,7 +235,7 @@ def run_grid(cells: list[Cell], args, results: Path, work=None) -> None:
     finished = failed = 0
     JOBS[0] = args.jobs
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(work, cell, args): cell for cell in todo}
+        futures = {pool.submit(_tracked, work, cell, args): cell for cell in todo}
         pending = set(futures)
         while pending:
             done_now, pending = wait(pending, timeout=args.heartbeat * 60 or None, return_when=FIRST_COMPLETED)
@@ -372,8 +369,8 @@ def plot(rows: list[dict], path: Path) -> None:
             low = [max(0.0, 100 * (latest[d]["success_rate"] - latest[d]["success_ci95"][0])) for d in demos]
             high = [max(0.0, 100 * (latest[d]["success_ci95"][1] - latest[d]["success_rate"])) for d in demos]
             # each (device, spawn) group a little to the right of the previous one, so points do not overlap
-            ax.errorbar([d * (1 + 0.05 * gi) for d in demos], rate, yerr=[low, high], marker=markers[gi % len(markers)], capsize=3,
-                        color=f"C{ti}", linestyle=["-", "--", ":", "-."][gi % 4],
+            ax.errorbar([d * (1 + 0.05 * gi) for d in demos], rate, yerr=[low, high],
+                        marker=markers[gi % len(markers)], capsize=3, color=f"C{ti}", linestyle=["-", "--", ":", "-."][gi % 4],
                         label=f"{task} ({device}, {spawn})")
     ax.set_xscale("log")
     all_demos = sorted({int(r["demos"]) for r in rows})

@@ -6,7 +6,7 @@ import pickle
 import pytest
 import torch
 
-from act.checkpoint import CHECKPOINT_KEYS, FORMAT, CheckpointError, load_checkpoint, resolve_checkpoint, save_checkpoint
+from act.checkpoint import CHECKPOINT_KEYS, FORMAT, CheckpointError, load_checkpoint, open_checkpoint, save_checkpoint
 
 torch.set_num_threads(1)
 
@@ -33,18 +33,19 @@ def test_round_trip_and_atomic_write(tmp_path):
     loaded = load_checkpoint(path)
     assert loaded["step"] == 3 and torch.equal(loaded["model"]["w"], torch.arange(4.0))
     assert [p.name for p in tmp_path.iterdir()] == ["latest.pt"]  # no temporary left behind
-    assert resolve_checkpoint(tmp_path) == path
+    assert open_checkpoint(tmp_path)[0] == path
 
 
 def test_a_run_folder_resolves_to_latest_unless_best_was_chosen_by_success(tmp_path):
     latest = save_checkpoint(tmp_path / "latest.pt", minimal_checkpoint(step=3000))
     best = save_checkpoint(tmp_path / "best.pt", minimal_checkpoint(step=700, train_args={"eval_every": 0}))
-    assert resolve_checkpoint(tmp_path) == latest  # lowest validation loss: not the policy to run
+    assert open_checkpoint(tmp_path)[0] == latest  # lowest validation loss: not the policy to run
+    assert open_checkpoint(tmp_path)[1]["step"] == 3000  # and the checkpoint read is that file's
     save_checkpoint(best, minimal_checkpoint(step=700, train_args={"eval_every": 250}))
-    assert resolve_checkpoint(tmp_path) == best  # highest rollout success: run it
+    assert open_checkpoint(tmp_path)[0] == best  # highest rollout success: run it
     latest.unlink()
-    assert resolve_checkpoint(tmp_path) == best  # whatever the folder has
-    assert resolve_checkpoint(best) == best  # a file is taken as given
+    assert open_checkpoint(tmp_path)[0] == best  # whatever the folder has
+    assert open_checkpoint(best)[0] == best  # a file is taken as given
 
 
 def test_saving_refuses_non_plain_values(tmp_path):
@@ -93,4 +94,4 @@ def test_missing_truncated_and_foreign_files(tmp_path):
     empty = tmp_path / "empty_run"
     empty.mkdir()
     with pytest.raises(CheckpointError, match="best.pt or latest.pt"):
-        resolve_checkpoint(empty)
+        open_checkpoint(empty)[0]
