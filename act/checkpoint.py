@@ -2,7 +2,8 @@
 
 Keys (CHECKPOINT_KEYS):
     format       "act-checkpoint/1"
-    model        state dict of the unwrapped ACTPolicy (no DDP "module." prefixes)
+    model        state dict of the unwrapped ACTPolicy (no DDP "module." prefixes): the weights that run
+                 (with act-train --ema, the moving average of the weights)
     optimizer    AdamW state dict
     step         optimizer steps taken
     config       ACTConfig.to_dict(): rebuilds the network from the checkpoint alone
@@ -14,6 +15,9 @@ Keys (CHECKPOINT_KEYS):
                  derives from (seed, step, rank), so this holds the seed and the world size)
     metrics      best and last validation loss / rollout success
     history      logged curves (lists of numbers) so a resumed run's plot covers the whole run
+
+Optional: train_model, the trained weights themselves when "model" is their average (--ema); a resume
+continues from them.
 
 Everything is a dict, list, str, int, float, bool, None or tensor, so `torch.load(weights_only=True)`
 reads it; anything else in a file (a pickled object, a __reduce__ payload) is refused before it runs.

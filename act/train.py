@@ -43,7 +43,7 @@ RESUMABLE_CHANGES = ("steps", "resume", "device", "threads", "workers", "progres
                      "max_minutes")
 # What a checkpoint written before a TrainConfig field existed was trained with.
 LEGACY_TRAIN_ARGS = {"lr_schedule": "constant", "warmup_steps": 0, "state_noise": 0.0, "relative": False,
-                     "drop_idle": False}
+                     "drop_idle": False, "ema": 0.0}
 LR_SCHEDULES = ("constant", "cosine")
 FINAL_LR_FRACTION = 0.1  # where the cosine schedule ends, as a fraction of --lr
 VAL_SAMPLES = 2048  # a fixed, evenly spread subset keeps validation cheap and deterministic
@@ -117,6 +117,10 @@ class TrainConfig:
     state_noise: float = 0.0
     """Std of Gaussian noise added to the normalized state of every training sample (augmentation:
     the policy learns to act from states a little off the demonstrations). 0: off."""
+    ema: float = 0.0
+    """Decay of an exponential moving average of the weights, updated every step; checkpoints,
+    validation and rollouts use the average, so where a time budget stops the run matters less.
+    0: off (the last step's weights)."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -133,6 +137,8 @@ class TrainConfig:
         for name in ("eval_every", "threads", "workers", "seed"):
             if getattr(self, name) < 0:
                 raise ToolkitError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 0")
+        if not 0 <= self.ema < 1:
+            raise ToolkitError(f"--ema {self.ema}: must be >= 0 and below 1 (e.g. 0.995; 0: off)")
         if not (math.isfinite(self.state_noise) and self.state_noise >= 0):
             raise ToolkitError(f"--state-noise {self.state_noise}: must be a finite number >= 0")
         if self.lr_schedule not in LR_SCHEDULES:
@@ -295,7 +301,8 @@ def run(train: TrainConfig, model_flags: dict) -> dict:
         checkpoint = load_checkpoint(out / LATEST)
         _check_resumable(checkpoint, config, train, fingerprint, out / LATEST)
         try:
-            model.load_state_dict(checkpoint["model"])
+            # With --ema, "model" is the average (what runs) and "train_model" the trained weights.
+            model.load_state_dict(checkpoint.get("train_model", checkpoint["model"]))
             optimizer.load_state_dict(checkpoint["optimizer"])
         except (RuntimeError, ValueError, KeyError) as error:
             raise ToolkitError(f"{out / LATEST} does not fit this model "
@@ -320,7 +327,10 @@ def run(train: TrainConfig, model_flags: dict) -> dict:
     if dist.enabled:
         torch.distributed.init_process_group("nccl" if train.device == "cuda" else "gloo")
     try:
-        return _train_loop(train, dist, device, model, optimizer, config, normalizer, dataset,
+        ema = WeightAverage(model, train.ema) if train.ema else None
+        if ema is not None and train.resume:
+            ema.model.load_state_dict(checkpoint["model"])
+        return _train_loop(train, dist, device, model, ema, optimizer, config, normalizer, dataset,
                            train_eps, val_eps, fingerprint, start_step, history, metrics, out)
     finally:
         if dist.enabled:
@@ -353,7 +363,35 @@ def _check_resumable(checkpoint: dict, config: ACTConfig, train: TrainConfig, fi
                            f"checkpoint was trained on; pass the same --data or start a new --out")
 
 
-def _train_loop(train, dist, device, model, optimizer, config, normalizer, dataset, train_eps, val_eps,
+class WeightAverage:
+    """An exponential moving average of a model's weights, kept in a copy of the model.
+
+    The decay ramps up as min(decay, (1 + step) / (10 + step)) so the first steps' random weights
+    fade out quickly. Buffers that are not floating point are copied."""
+
+    def __init__(self, model, decay: float):
+        import copy
+
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    def update(self, model, step: int) -> None:
+        import torch
+
+        decay = min(self.decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            ours = [v for v in self.model.state_dict().values()]
+            theirs = [v.detach() for v in model.state_dict().values()]
+            floats = [(a, b) for a, b in zip(ours, theirs) if a.is_floating_point()]
+            torch._foreach_lerp_([a for a, _ in floats], [b for _, b in floats], 1.0 - decay)
+            for a, b in zip(ours, theirs):
+                if not a.is_floating_point():
+                    a.copy_(b)
+
+
+def _train_loop(train, dist, device, model, ema, optimizer, config, normalizer, dataset, train_eps, val_eps,
                 fingerprint, start_step, history, metrics, out) -> dict:
     import torch
     from tqdm import tqdm
@@ -392,10 +430,17 @@ def _train_loop(train, dist, device, model, optimizer, config, normalizer, datas
             eval_envs = [TaskEnv(dataset.task, cameras=config.camera_names, max_steps=train.eval_max_steps)
                          for _ in range(min(10, train.eval_episodes))]
 
+    run_model = raw_model if ema is None else ema.model  # what validation, rollouts and act-eval use
+
+    def weights(module) -> dict:
+        return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+
     def checkpoint_dict(step: int) -> dict:
+        extra = {} if ema is None else {"train_model": weights(raw_model)}
         return {
+            **extra,
             "format": "act-checkpoint/1",
-            "model": {k: v.detach().cpu() for k, v in raw_model.state_dict().items()},
+            "model": weights(run_model),
             "optimizer": optimizer.state_dict(),
             "step": step,
             "config": config.to_dict(),
@@ -437,6 +482,8 @@ def _train_loop(train, dist, device, model, optimizer, config, normalizer, datas
             for group in optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * scale
             optimizer.step()
+            if ema is not None:
+                ema.update(raw_model, step)
             step += 1
             for k in sums:
                 sums[k] += info[k]
@@ -463,7 +510,7 @@ def _train_loop(train, dist, device, model, optimizer, config, normalizer, datas
                 data_time = step_time = 0.0
             improved = False
             if val_set is not None and (step % train.val_every == 0 or step == train.steps):
-                last_val = validation_loss(raw_model, val_set, device)
+                last_val = validation_loss(run_model, val_set, device)
                 model.train()
                 metrics["last_val_loss"] = last_val
                 history["val_step"].append(step)
@@ -474,7 +521,7 @@ def _train_loop(train, dist, device, model, optimizer, config, normalizer, datas
                     metrics["best_step"] = step
                     improved = True
             if train.eval_every and (step % train.eval_every == 0 or step == train.steps):
-                summary = evaluate(raw_model, normalizer, dataset, eval_envs, eval_spawns, train)
+                summary = evaluate(run_model, normalizer, dataset, eval_envs, eval_spawns, train)
                 model.train()
                 rate = summary["success_rate"]
                 history["eval_step"].append(step)

@@ -126,10 +126,10 @@ def test_rollout_is_deterministic_and_eval_spawns_avoid_training_seeds(tiny_run)
 # ---------------------------------------------------------------------------- resume
 
 def test_resume_after_sigkill_matches_uninterrupted_run(pick_place_demos, tmp_path):
-    # With the learning-rate schedule and the state noise on: both must continue exactly too.
+    # With the learning-rate schedule, the state noise and the weight average on: all must continue exactly.
     common = ["--data", str(pick_place_demos), "--steps", "200", "--checkpoint-every", "10",
               "--log-every", "10", "--val-every", "50", "--lr-schedule", "cosine", "--warmup-steps", "20",
-              "--state-noise", "0.05"]
+              "--state-noise", "0.05", "--ema", "0.9"]
     whole = train(*common, "--out", str(tmp_path / "whole"))
     assert whole.returncode == 0, whole.stderr
 
@@ -154,13 +154,36 @@ def test_resume_after_sigkill_matches_uninterrupted_run(pick_place_demos, tmp_pa
     assert resumed.returncode == 0, resumed.stderr
     a, b = load(tmp_path / "whole" / "latest.pt"), load(out / "latest.pt")
     assert b["step"] == 200
-    assert a["model"].keys() == b["model"].keys()
-    for name in a["model"]:
-        assert torch.equal(a["model"][name], b["model"][name]), name
+    for weights in ("model", "train_model"):  # the average that runs, and the weights it averages
+        assert a[weights].keys() == b[weights].keys()
+        for name in a[weights]:
+            assert torch.equal(a[weights][name], b[weights][name]), (weights, name)
+    assert any(not torch.equal(b["model"][k], b["train_model"][k]) for k in b["model"])
     assert a["history"] == b["history"]  # the same loss trace, bit for bit
     assert a["optimizer"]["state"][0]["exp_avg"].equal(b["optimizer"]["state"][0]["exp_avg"])
     group = b["optimizer"]["param_groups"][0]
     assert group["lr"] == pytest.approx(0.1 * group["initial_lr"], rel=0.01)  # the cosine ran to its end
+
+
+def test_weight_average_ramps_up_then_follows_the_decay():
+    from act.train import WeightAverage
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    average = WeightAverage(model, decay=0.99)
+    start = model[0].weight.detach().clone()
+    expected = start.clone()
+    for step in range(50):
+        with torch.no_grad():
+            model[0].weight.add_(1.0)
+        model[1].num_batches_tracked += 1
+        average.update(model, step)
+        decay = min(0.99, (1 + step) / (10 + step))  # step 0: 0.1, the first weights fade fast
+        expected = decay * expected + (1 - decay) * model[0].weight.detach()
+    assert torch.allclose(average.model[0].weight, expected, atol=1e-5)
+    assert (average.model[0].weight < model[0].weight - 1).all()  # it lags the trained weights
+    assert average.model[1].num_batches_tracked == 50  # integer buffers are copied, not averaged
+    assert not any(p.requires_grad for p in average.model.parameters())
 
 
 def test_lr_schedule_warms_up_then_decays_to_a_tenth():
