@@ -376,19 +376,21 @@ class WeightAverage:
         self.model = copy.deepcopy(model).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
+        # The optimizer updates the trained tensors in place, so the pairs are found once.
+        pairs = list(zip(self.model.state_dict().values(), model.state_dict().values()))
+        self._floats = ([a for a, b in pairs if a.is_floating_point()],
+                        [b.detach() for a, b in pairs if a.is_floating_point()])
+        self._others = [(a, b) for a, b in pairs if not a.is_floating_point()]
 
-    def update(self, model, step: int) -> None:
+    def update(self, step: int) -> None:
+        """Fold in the trained weights after optimizer step ``step`` (0-based)."""
         import torch
 
         decay = min(self.decay, (1 + step) / (10 + step))
         with torch.no_grad():
-            ours = [v for v in self.model.state_dict().values()]
-            theirs = [v.detach() for v in model.state_dict().values()]
-            floats = [(a, b) for a, b in zip(ours, theirs) if a.is_floating_point()]
-            torch._foreach_lerp_([a for a, _ in floats], [b for _, b in floats], 1.0 - decay)
-            for a, b in zip(ours, theirs):
-                if not a.is_floating_point():
-                    a.copy_(b)
+            torch._foreach_lerp_(*self._floats, 1.0 - decay)
+            for a, b in self._others:
+                a.copy_(b)
 
 
 def _train_loop(train, dist, device, model, ema, optimizer, config, normalizer, dataset, train_eps, val_eps,
@@ -483,7 +485,7 @@ def _train_loop(train, dist, device, model, ema, optimizer, config, normalizer, 
                 group["lr"] = group["initial_lr"] * scale
             optimizer.step()
             if ema is not None:
-                ema.update(raw_model, step)
+                ema.update(step)
             step += 1
             for k in sums:
                 sums[k] += info[k]

@@ -177,7 +177,7 @@ def test_weight_average_ramps_up_then_follows_the_decay():
         with torch.no_grad():
             model[0].weight.add_(1.0)
         model[1].num_batches_tracked += 1
-        average.update(model, step)
+        average.update(step)
         decay = min(0.99, (1 + step) / (10 + step))  # step 0: 0.1, the first weights fade fast
         expected = decay * expected + (1 - decay) * model[0].weight.detach()
     assert torch.allclose(average.model[0].weight, expected, atol=1e-5)
