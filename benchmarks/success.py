@@ -128,7 +128,7 @@ def record_demos(cell: Cell, cache: Path, log: Path) -> tuple[Path, float]:
 
 # What besides the model config decides the result: saved with every row.
 RECIPE_TRAIN_ARGS = ("batch_size", "val_fraction", "lr_schedule", "warmup_steps", "state_noise", "relative",
-                     "state_slices", "qpos",
+                     "state_slices", "qpos", "ema",
                      "eval_temporal_ensemble")
 STAGES: dict[Cell, str] = {}  # what each running cell is doing, for the heartbeat lines
 STARTED: dict[Cell, float] = {}  # perf_counter when each cell began
@@ -311,6 +311,11 @@ def _checkpoint_text(row: dict) -> str:
     return "latest.pt (end of training)" if row["checkpoint_step"] == row["steps"] else "best.pt"
 
 
+def _weights_text(row: dict) -> str:
+    ema = (row.get("recipe") or {}).get("ema")
+    return f"moving average of the weights (--ema {ema})" if ema else "last step's weights (no --ema)"
+
+
 def _groups(rows: list[dict]) -> list[tuple[str, str]]:
     """(device, spawn) pairs present, the reference first: scripted demos on stratified spawns."""
     return sorted({(r["device"], r["spawn"]) for r in rows},
@@ -335,10 +340,15 @@ def table(rows: list[dict]) -> str:
         modes = sorted({_inference_text(r.get("inference")) for r in group})
         picked = sorted({_checkpoint_text(r) for r in group})
         out.append(f"inference: {'; '.join(modes)} · checkpoint: {'; '.join(picked)}\n")
+        # Cells trained with another recipe than the group's newest row are marked with *.
+        newest = _weights_text(max(latest.values(), key=lambda r: r.get("finished", "")))
+        older = sorted({_weights_text(r) for r in latest.values()} - {newest})
+        out.append(f"weights: {newest}" + (f"; * {'; '.join(older)}" if older else "") + "\n")
         out.append("| task | " + " | ".join(f"{d} demos" for d in demos) + " |")
         out.append("|---|" + "---|" * len(demos))
         for task in tasks:
-            cells = [(_cell_text(latest[(task, d)]) if (task, d) in latest else "–") for d in demos]
+            cells = [(_cell_text(latest[(task, d)]) + ("" if _weights_text(latest[(task, d)]) == newest else " *")
+                      if (task, d) in latest else "–") for d in demos]
             out.append(f"| {task} | " + " | ".join(cells) + " |")
         loads = [r["load_after_train"][0] for r in group]
         out.append(f"\nload average (1 min) after training: {min(loads):.2f}-{max(loads):.2f} on "

@@ -78,3 +78,15 @@ def test_table_and_plot(tmp_path):
     png = tmp_path / "success.png"
     bench.plot(rows, png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cells_of_an_older_recipe_are_marked(tmp_path):
+    bench = load_module()
+    old = {**row("push-v3", 10, 91), "recipe": {"ema": 0.0}, "finished": "2026-11-26T04:00:00+0000"}
+    legacy = row("push-v3", 50, 99)  # written before rows kept the weight average: no recipe["ema"]
+    new = {**row("push-v3", 20, 99), "recipe": {"ema": 0.995}, "finished": "2026-11-26T08:00:00+0000"}
+    lines = bench.table([old, legacy, new]).splitlines()
+    assert "weights: moving average of the weights (--ema 0.995); * last step's weights (no --ema)" in lines
+    cells = [c.strip() for c in next(line for line in lines if line.startswith("| push-v3")).split("|")[2:-1]]
+    assert cells[0].endswith(" *") and not cells[1].endswith("*") and cells[2].endswith(" *")
+    assert not any("*" in line for line in bench.table([new]).splitlines())

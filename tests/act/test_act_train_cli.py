@@ -52,7 +52,7 @@ def tiny_run(pick_place_demos, tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny") / "run"
     result = train("--data", str(pick_place_demos), "--out", str(out), "--steps", "20", "--val-every", "10",
                    "--log-every", "5", "--eval-every", "10", "--eval-episodes", "2", "--eval-max-steps", "15",
-                   "--val-fraction", "0.34")
+                   "--val-fraction", "0.34", "--keep-every", "10")
     assert result.returncode == 0, result.stderr
     assert "step 20: success" in result.stdout
     return out
@@ -60,7 +60,7 @@ def tiny_run(pick_place_demos, tmp_path_factory):
 
 def test_run_writes_checkpoints_png_tensorboard(tiny_run, pick_place_demos):
     out = tiny_run
-    for name in ("latest.pt", "best.pt", "loss.png"):
+    for name in ("latest.pt", "best.pt", "loss.png", "step_000010.pt", "step_000020.pt"):
         assert (out / name).stat().st_size > 0
     assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert list((out / "tb").glob("events.out.tfevents.*"))
@@ -69,8 +69,9 @@ def test_run_writes_checkpoints_png_tensorboard(tiny_run, pick_place_demos):
     checkpoint = load(out / "latest.pt")
     from act.checkpoint import CHECKPOINT_KEYS
 
-    assert set(checkpoint) == set(CHECKPOINT_KEYS)
+    assert set(checkpoint) == {*CHECKPOINT_KEYS, "train_model"}  # the default --ema keeps both weights
     assert checkpoint["step"] == 20 and checkpoint["config"]["chunk_size"] == 5
+    assert load(out / "step_000010.pt")["step"] == 10
     assert checkpoint["history"]["step"] == [5, 10, 15, 20]
     assert checkpoint["history"]["eval_step"] == [10, 20]
     fingerprint = checkpoint["dataset"]
