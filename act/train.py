@@ -9,8 +9,9 @@
 The run folder gets latest.pt (every --checkpoint-every steps and at the end), best.pt (lowest
 validation loss, or highest rollout success when --eval-every is on), step_NNNNNN.pt (with
 --keep-every), tb/ (TensorBoard) and loss.png. The weights saved are a moving average of the trained
-weights (--ema; the trained weights themselves ride along for --resume). act-eval runs latest.pt, or best.pt when it was chosen by rollout success (the lowest
-validation loss did not pick the better policy: act/checkpoint.py, open_checkpoint).
+weights (--ema; the trained weights themselves ride along for --resume). act-eval runs latest.pt, or
+best.pt when it was chosen by rollout success (the lowest validation loss did not pick the better
+policy: act/checkpoint.py, open_checkpoint).
 
 A killed run resumed with --resume continues exactly: every step's randomness (its batch, dropout,
 the CVAE's latent sample) is a function of (seed, step, rank), and the checkpoint holds the model
@@ -40,8 +41,8 @@ DATA_DEFINED = ("state_dim", "action_dim", "camera_names", "image_size")
 # TrainConfig fields a resumed run may change without changing what it computes.
 RESUMABLE_CHANGES = ("steps", "resume", "device", "threads", "workers", "progress", "strict",
                      "log_every", "val_every", "checkpoint_every", "keep_every", "eval_every",
-                     "eval_episodes", "eval_max_steps", "eval_temporal_ensemble", "data", "out", "allow_single_spawn",
-                     "max_minutes")
+                     "eval_episodes", "eval_max_steps", "eval_temporal_ensemble", "data", "out",
+                     "allow_single_spawn", "max_minutes")
 # What a checkpoint written before a TrainConfig field existed was trained with.
 LEGACY_TRAIN_ARGS = {"lr_schedule": "constant", "warmup_steps": 0, "state_noise": 0.0, "relative": False,
                      "drop_idle": False, "ema": 0.0}
