@@ -17,7 +17,9 @@ Keys (CHECKPOINT_KEYS):
     history      logged curves (lists of numbers) so a resumed run's plot covers the whole run
 
 Optional: train_model, the trained weights themselves when "model" is their average (--ema); a resume
-continues from them.
+continues from them. inference, how the policy turns chunks into actions unless act-eval is told
+otherwise ({"temporal_ensemble": k or None, "query_every": n or None}, act.config.default_inference);
+without it, act.config.LEGACY_INFERENCE.
 
 Everything is a dict, list, str, int, float, bool, None or tensor, so `torch.load(weights_only=True)`
 reads it; anything else in a file (a pickled object, a __reduce__ payload) is refused before it runs.

@@ -14,9 +14,45 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-DEFAULT_TEMPORAL_ENSEMBLE = -0.3
-"""Temporal-ensembling weight k used by act-eval, training rollouts and Policy unless told otherwise
-(negative: the newest chunks weigh most; why in act/ensemble.py)."""
+DEFAULT_TEMPORAL_ENSEMBLE = -0.1
+"""Temporal-ensembling weight k (negative: the newer chunks weigh more; why in act/ensemble.py)."""
+DEFAULT_QUERY_EVERY = 5
+"""Open-loop chunk length: query the policy every n steps and run the chunk's first n actions."""
+
+
+def default_inference(recorded_by_person: bool, chunk_size: int) -> dict:
+    """How a policy turns its chunks into actions unless told otherwise, as Policy's keyword arguments.
+
+    act-train stores this in the checkpoint, chosen by who recorded the demonstrations, as it chooses
+    whether idle steps are left out; act-eval and training rollouts use it. Measured on held-out spawns
+    (seeds 2,000,000+, never the reported ones; BENCHMARKS.md, "Inference"):
+
+    - The scripted expert's demos: open-loop chunks of 5 steps. Its labels are a deterministic plan;
+      running 5 of its steps before asking again commits to that plan where the state stops changing
+      (the peg-insert-side hand stalls on the peg, and a policy asked every step moves the lift "a few
+      steps later" each time): peg-insert-side-v3 at 20 demos 190/200 against 177/200 for ensembling
+      (k = -0.1), 834 against 820 of 900 over eight scripted cells.
+    - Demos recorded by a person (any device but the scripted expert): temporal ensembling, k = -0.1,
+      which averages the predictions of several chunks, and with them the hesitations and corrections
+      the labels carry. Human-like pick-place-v3 at 50 demos: 187/200 against 166/200 for chunks of 5.
+      On three other human-like tasks chunks did as well or better (push 75 against 64, door 93/92,
+      reach 81/79 of 100), so for a person's data this is the safer choice rather than a clear win;
+      `act-eval --query-every 5` runs such a policy the other way.
+    """
+    if recorded_by_person:
+        return {"temporal_ensemble": DEFAULT_TEMPORAL_ENSEMBLE, "query_every": None}
+    return {"temporal_ensemble": None, "query_every": min(DEFAULT_QUERY_EVERY, chunk_size)}
+
+
+LEGACY_INFERENCE = {"temporal_ensemble": DEFAULT_TEMPORAL_ENSEMBLE, "query_every": None}
+"""What a checkpoint written before act-train stored its inference runs with."""
+
+
+def checkpoint_inference(checkpoint: dict) -> dict:
+    """The inference act-train chose for this checkpoint (LEGACY_INFERENCE for older ones)."""
+    stored = checkpoint.get("inference")
+    return {"temporal_ensemble": stored.get("temporal_ensemble"), "query_every": stored.get("query_every")} \
+        if stored else dict(LEGACY_INFERENCE)
 
 
 @dataclass

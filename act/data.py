@@ -131,6 +131,7 @@ class Dataset:
     image_size: tuple[int, int] | None
     skipped: list[str]  # one line per damaged file left out
     idle_dropped: int = 0  # steps left out by drop_idle
+    recorded_by_person: bool = False  # some episode came from a device other than the scripted expert
 
     def fingerprint(self) -> dict:
         """What the checkpoint records about the data: enough to tell whether a resumed run reads
@@ -191,6 +192,7 @@ def load_dataset(folders, *, spec: StateSpec = StateSpec(), cameras: tuple[str, 
 
     episodes, skipped = [], []
     idle_dropped = 0
+    by_person = False
     task = layout = None
     spawn_low = spawn_high = None
     for path in paths:
@@ -225,7 +227,9 @@ def load_dataset(folders, *, spec: StateSpec = StateSpec(), cameras: tuple[str, 
             spawn_low, spawn_high = _spawn_box(episode.attrs, task)
         state = spec.state(episode.state, episode.qpos if spec.qpos else None)
         action, frames = episode.action.astype(np.float32), None
-        if drop_idle or (drop_idle is None and episode.attrs.get("device") not in SCRIPTED_DEVICES):
+        person = episode.attrs.get("device") not in SCRIPTED_DEVICES
+        by_person |= person
+        if drop_idle or (drop_idle is None and person):
             keep = ~idle_steps(episode.state, episode.action)
             frames, state, action = np.flatnonzero(keep), state[keep], action[keep]
             idle_dropped += int((~keep).sum())
@@ -247,7 +251,7 @@ def load_dataset(folders, *, spec: StateSpec = StateSpec(), cameras: tuple[str, 
         image_size = sizes.pop()
     return Dataset(task=task, episodes=episodes, spawn_low=spawn_low, spawn_high=spawn_high,
                    spec=spec, cameras=tuple(cameras), image_size=image_size, skipped=skipped,
-                   idle_dropped=idle_dropped)
+                   idle_dropped=idle_dropped, recorded_by_person=by_person)
 
 
 def _image_shapes(path: Path, cameras) -> dict[str, tuple[int, int]]:

@@ -12,6 +12,7 @@ results depend only on its spawns, so any worker count or sharding gives identic
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 import warnings
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from act.config import DEFAULT_TEMPORAL_ENSEMBLE
+from act.config import checkpoint_inference
 from act.rollout import EVAL_BASE_SEED
 from teleop.atomic import write_text
 from teleop.errors import ToolkitError
@@ -36,11 +37,13 @@ class EvalConfig:
     """folder for results.json, results.md, the coverage PNG and the videos"""
     seed: int = EVAL_BASE_SEED
     """base seed of the evaluation spawns: episode i uses seed + i (must not overlap training seeds)"""
-    query_every: int = 0
-    """open-loop chunks: query the policy every n steps and run its actions in between (0: off)"""
-    temporal_ensemble: float = DEFAULT_TEMPORAL_ENSEMBLE
-    """temporal ensembling weight k: query every step, weigh chunk i (0 = oldest) by exp(-k*i); negative k
-    favours the newest chunks. Used unless --query-every"""
+    query_every: int | None = None
+    """open-loop chunks: query the policy every n steps and run the chunk's first n actions (default: the
+    checkpoint's choice, open-loop chunks of 5 for scripted demos and ensembling for demos recorded by a
+    person; BENCHMARKS.md "Inference")"""
+    temporal_ensemble: float | None = None
+    """temporal ensembling instead: query every step, weigh chunk i (0 = oldest) by exp(-k*i); negative k
+    favours the newest chunks (act-train picks -0.1 for demos recorded by a person)"""
     videos: int = 5
     """H.264 videos of the first K episodes (-1: all)"""
     camera: str = "corner"
@@ -76,10 +79,21 @@ def _shard_groups(episodes: int, batch_size: int, shard: str) -> list[list[int]]
     return groups[bounds[i]:bounds[i + 1]]
 
 
-def _inference_kwargs(cfg: EvalConfig) -> dict:
-    if cfg.query_every:
+def _inference_kwargs(cfg: EvalConfig, checkpoint: dict) -> dict:
+    """Policy's keyword arguments: the flags', else what act-train chose for the checkpoint."""
+    if cfg.query_every is not None and cfg.temporal_ensemble is not None:
+        raise ToolkitError("--query-every and --temporal-ensemble: pass one of them (open-loop chunks of n "
+                           "steps, or ensembling every step), or neither for the checkpoint's choice")
+    if cfg.query_every is not None:
+        chunk_size = int(checkpoint["config"]["chunk_size"])
+        if not 1 <= cfg.query_every <= chunk_size:
+            raise ToolkitError(f"--query-every {cfg.query_every}: must be 1..{chunk_size} (the policy's chunk size)")
         return {"query_every": cfg.query_every, "temporal_ensemble": None}
-    return {"temporal_ensemble": cfg.temporal_ensemble, "query_every": None}
+    if cfg.temporal_ensemble is not None:
+        if not math.isfinite(cfg.temporal_ensemble):
+            raise ToolkitError(f"--temporal-ensemble {cfg.temporal_ensemble}: must be a finite number")
+        return {"temporal_ensemble": cfg.temporal_ensemble, "query_every": None}
+    return checkpoint_inference(checkpoint)
 
 
 # --------------------------------------------------------------------- workers
@@ -163,6 +177,7 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> dict:
     if cfg.workers < 1:
         raise ToolkitError(f"--workers must be at least 1, got {cfg.workers}")
     ckpt_path, checkpoint = open_checkpoint(cfg.ckpt)
+    inference = _inference_kwargs(cfg, checkpoint)
     dataset = checkpoint["dataset"]
     trained_task = dataset["task"]
     task = cfg.task or trained_task
@@ -204,7 +219,7 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> dict:
             videos = 0
 
     groups = _shard_groups(cfg.episodes, cfg.batch_size, cfg.shard)
-    job = {"ckpt": str(ckpt_path), "inference": _inference_kwargs(cfg), "task": task, "max_steps": cfg.max_steps,
+    job = {"ckpt": str(ckpt_path), "inference": inference, "task": task, "max_steps": cfg.max_steps,
            "batch_size": cfg.batch_size, "seeds": [s.seed for s in spawns],
            "candidates": [s.candidate.tolist() for s in spawns], "videos": videos, "camera": cfg.camera,
            "video_size": cfg.video_size, "video_dir": str(video_dir), "sheet": True}
@@ -218,7 +233,7 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> dict:
         "checkpoint_step": int(checkpoint["step"]),
         "task": task,
         "trained_task": trained_task,
-        "inference": _inference_kwargs(cfg),
+        "inference": inference,
         "seed": cfg.seed,
         "shard": cfg.shard or None,
         "elapsed_s": elapsed,

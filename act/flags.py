@@ -59,7 +59,8 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls, *, skip=(), aliase
             item = typing.get_args(hint)[0]
             kwargs.update(nargs="+", type=item)
         else:
-            kwargs["type"] = hint
+            # `int | None` / `float | None`: the flag takes the type; None stays "not given"
+            kwargs["type"] = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
         group.add_argument(*flags, **kwargs)
         names.append(f.name)
     return names

@@ -5,10 +5,12 @@ outputs (which observation columns, normalization), so callers pass raw observat
 B environments stepping in lockstep share one forward pass.
 
 Two ways to turn chunks into actions:
-- temporal_ensemble=k (default k=-0.3, act/ensemble.py says why): query every step, average the
-  predictions every live chunk made for this step, weighted (ACT's Algorithm 2);
+- temporal_ensemble=k: query every step, average the predictions every live chunk made for this
+  step, weighted (ACT's Algorithm 2; act/ensemble.py);
 - query_every=n: query every n steps and run the chunk's actions open-loop in between
   (n=1: "query every step, run the first action").
+A checkpoint says which one its policy runs unless told otherwise (act.config.default_inference:
+open-loop chunks of 5 for scripted demos, ensembling with k = -0.1 for demos recorded by a person).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 
 import numpy as np
 
-from act.config import DEFAULT_TEMPORAL_ENSEMBLE
+from act.config import DEFAULT_TEMPORAL_ENSEMBLE, checkpoint_inference
 from act.data import StateSpec
 
 
@@ -67,6 +69,8 @@ class Policy:
         except (ValueError, KeyError, RuntimeError) as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise CheckpointError(f"checkpoint does not rebuild a policy: {first[:200]}") from None
+        if "temporal_ensemble" not in kwargs and "query_every" not in kwargs:
+            kwargs.update(checkpoint_inference(checkpoint))
         return cls(model, normalizer, spec, **kwargs)
 
     def reset(self) -> None:

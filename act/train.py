@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from act.config import DEFAULT_TEMPORAL_ENSEMBLE, ACTConfig
+from act.config import ACTConfig, default_inference
 from act.data import StateSpec, check_spawn_diversity, load_dataset, split_episodes
 from teleop.errors import ToolkitError
 
@@ -103,8 +103,10 @@ class TrainConfig:
     """Rollouts per evaluation, on spawns disjoint from the training seeds."""
     eval_max_steps: int = 500
     """Step limit of an evaluation rollout (MetaWorld's horizon is 500)."""
-    eval_temporal_ensemble: float = DEFAULT_TEMPORAL_ENSEMBLE
-    """Temporal-ensembling weight k of evaluation rollouts (act-eval's default; 0: plain mean of the live chunks)."""
+    eval_temporal_ensemble: float | None = None
+    """Temporal-ensembling weight k of evaluation rollouts (0: plain mean of the live chunks). Unset: the
+    inference the checkpoint stores for act-eval (open-loop chunks of 5 for scripted demos, ensembling
+    with k = -0.1 for demos recorded by a person; act.config.default_inference)."""
     allow_single_spawn: bool = False
     """Train even when every training episode starts from the same spawn (experiments only)."""
     strict: bool = False
@@ -407,6 +409,8 @@ def _train_loop(train, dist, device, model, ema, optimizer, config, normalizer, 
     from act.checkpoint import BEST, LATEST, save_checkpoint
     from act.data import ChunkDataset, StepBatches, collate
 
+    inference = default_inference(dataset.recorded_by_person, config.chunk_size)  # what act-eval runs unless told otherwise
+
     raw_model = model
     if dist.enabled:
         from torch.nn.parallel import DistributedDataParallel
@@ -454,6 +458,7 @@ def _train_loop(train, dist, device, model, ema, optimizer, config, normalizer, 
             "config": config.to_dict(),
             "normalizer": normalizer.to_dict(),
             "state_spec": dataset.spec.to_dict(),
+            "inference": inference,
             "train_args": train.to_dict(),
             "dataset": fingerprint,
             "rng": {"scheme": "torch.manual_seed(step_seed(seed, step, rank)) each step; batches "
@@ -529,7 +534,7 @@ def _train_loop(train, dist, device, model, ema, optimizer, config, normalizer, 
                     metrics["best_step"] = step
                     improved = True
             if train.eval_every and (step % train.eval_every == 0 or step == train.steps):
-                summary = evaluate(run_model, normalizer, dataset, eval_envs, eval_spawns, train)
+                summary = evaluate(run_model, normalizer, dataset, eval_envs, eval_spawns, train, inference)
                 model.train()
                 rate = summary["success_rate"]
                 history["eval_step"].append(step)
@@ -601,13 +606,14 @@ def validation_loss(model, val_set, device: str, batch_size: int = 256) -> float
     return total / len(indices)
 
 
-def evaluate(model, normalizer, dataset, envs, spawns, train: TrainConfig) -> dict:
+def evaluate(model, normalizer, dataset, envs, spawns, train: TrainConfig, inference: dict) -> dict:
     from act.policy import Policy
     from act.metrics import summarize
     from act.rollout import rollout
 
-    policy = Policy(model, normalizer, dataset.spec, temporal_ensemble=train.eval_temporal_ensemble,
-                    device=next(model.parameters()).device)
+    if train.eval_temporal_ensemble is not None:
+        inference = {"temporal_ensemble": train.eval_temporal_ensemble, "query_every": None}
+    policy = Policy(model, normalizer, dataset.spec, **inference, device=next(model.parameters()).device)
     results = rollout(policy, dataset.task, spawns, max_steps=train.eval_max_steps, envs=envs)
     return summarize([r.to_dict() for r in results])
 

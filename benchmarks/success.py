@@ -18,7 +18,8 @@ One cell = (task, demos, device, spawn):
    load beside the timing.
 
 ``--reevaluate OLD`` trains nothing: it evaluates the cached runs of OLD's rows again with act-eval's
-current defaults (e.g. another inference mode) and writes rows that keep OLD's training fields.
+current defaults, or the inference given by ``--query-every`` / ``--temporal-ensemble``, and writes rows
+that keep OLD's training fields.
 
 Cells already in the results file are skipped, so an interrupted run continues where it stopped.
 ``--jobs N`` runs N cells side by side, each process single-threaded (on these 2-core machines two
@@ -174,10 +175,14 @@ def run_cell(cell: Cell, args) -> dict:
 
 
 def evaluate_run(work: Path, args, log: Path) -> dict:
-    """``act-eval`` (its default inference) of the run in ``work`` on ``--episodes`` unseen spawns;
+    """``act-eval`` (the checkpoint's inference unless --query-every / --temporal-ensemble) of the run in ``work`` on ``--episodes`` unseen spawns;
     returns the results-row fields it decides."""
     evaluate = [sys.executable, "-m", "act.evaluate", "--ckpt", str(work / "run"), "--episodes",
                 str(args.episodes), "--videos", "0", "--workers", "1", "--out", str(work / "eval")]
+    if args.query_every is not None:
+        evaluate += ["--query-every", str(args.query_every)]
+    if args.temporal_ensemble is not None:
+        evaluate += ["--temporal-ensemble", str(args.temporal_ensemble)]
     eval_minutes = _run(evaluate, log)
     report = json.loads((work / "eval" / "results.json").read_text())
     summary, coverage = report["summary"], report["coverage"]
@@ -337,8 +342,8 @@ def table(rows: list[dict]) -> str:
         episodes = "/".join(str(n) for n in sorted({r["episodes"] for r in group}))
         out.append(f"success on {episodes} unseen random spawns (Wilson 95% CI) · training minutes"
                    " (steps shown where --max-minutes stopped training first)\n")
-        modes = sorted({_inference_text(r.get("inference")) for r in group})
-        picked = sorted({_checkpoint_text(r) for r in group})
+        modes = sorted({_inference_text(r.get("inference")) for r in latest.values()})
+        picked = sorted({_checkpoint_text(r) for r in latest.values()})
         out.append(f"inference: {'; '.join(modes)} · checkpoint: {'; '.join(picked)}\n")
         # Cells trained with another recipe than the group's newest row are marked with *.
         newest = _weights_text(max(latest.values(), key=lambda r: r.get("finished", "")))
@@ -423,6 +428,9 @@ def main(argv=None) -> int:
     parser.add_argument("--max-minutes", type=float, default=4.8,
                         help="training wall-time cap per cell (the target: under 5 minutes)")
     parser.add_argument("--episodes", type=int, default=100, help="evaluation episodes on unseen spawns")
+    parser.add_argument("--query-every", type=int, help="act-eval --query-every (default: the checkpoint's inference)")
+    parser.add_argument("--temporal-ensemble", type=float,
+                        help="act-eval --temporal-ensemble (default: the checkpoint's inference)")
     parser.add_argument("--jobs", type=int, default=1, help="cells run side by side (each single-threaded)")
     parser.add_argument("--results", default=str(RESULTS_DIR / "success.jsonl"), help="JSON-lines results file")
     parser.add_argument("--png", default=str(RESULTS_DIR / "success.png"), help="success vs demos plot")

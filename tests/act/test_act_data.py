@@ -131,6 +131,10 @@ def test_drop_idle_by_default_only_for_demos_recorded_by_a_person(pick_place_dem
     assert load_dataset(pick_place_demos, drop_idle=None).idle_dropped == 0
     kept = load_dataset(pick_place_demos, drop_idle=None)
     assert all(e.frames is None for e in kept.episodes)
+    # Who recorded the data also picks the checkpoint's inference (act.config.default_inference).
+    assert auto.recorded_by_person and not kept.recorded_by_person
+    both = load_dataset([pick_place_demos, human], drop_idle=None)
+    assert both.recorded_by_person  # one person's episode is enough
 
 
 def test_split_is_by_episode_seeded_and_disjoint():

@@ -91,6 +91,20 @@ def test_bad_checkpoints_and_cameras_are_one_line_errors(tiny_run, tmp_path):
     assert res.returncode == 2 and "corner2" in res.stderr
 
 
+def test_inference_is_the_checkpoints_unless_a_flag_says_otherwise(tiny_run, tmp_path):
+    res, default = _eval(tiny_run, tmp_path / "d", "--videos", "0")
+    assert res.returncode == 0, res.stderr
+    assert default["inference"] == {"temporal_ensemble": None, "query_every": 5}  # scripted demos
+    assert "chunks, query every 5" in res.stdout
+    _, ensembled = _eval(tiny_run, tmp_path / "k", "--videos", "0", "--temporal-ensemble", "-0.1")
+    assert ensembled["inference"] == {"temporal_ensemble": -0.1, "query_every": None}
+    for flags, problem in ((["--query-every", "2", "--temporal-ensemble", "0"], "pass one of them"),
+                           (["--query-every", "0"], "must be 1..5")):
+        res, report = _eval(tiny_run, tmp_path / "bad", "--videos", "0", *flags)
+        assert res.returncode == 2 and problem in res.stderr and "Traceback" not in res.stderr
+        assert report is None and not (tmp_path / "bad").exists()  # refused before writing anything
+
+
 def test_unwritable_video_folder_still_saves_metrics(tiny_run, tmp_path):
     out = tmp_path / "v"
     out.mkdir()

@@ -69,7 +69,8 @@ def test_run_writes_checkpoints_png_tensorboard(tiny_run, pick_place_demos):
     checkpoint = load(out / "latest.pt")
     from act.checkpoint import CHECKPOINT_KEYS
 
-    assert set(checkpoint) == {*CHECKPOINT_KEYS, "train_model"}  # the default --ema keeps both weights
+    # the default --ema keeps both weight sets; "inference" is act-eval's default way to run the chunks
+    assert set(checkpoint) == {*CHECKPOINT_KEYS, "train_model", "inference"}
     assert checkpoint["step"] == 20 and checkpoint["config"]["chunk_size"] == 5
     assert load(out / "step_000010.pt")["step"] == 10
     assert checkpoint["history"]["step"] == [5, 10, 15, 20]
@@ -89,7 +90,8 @@ def test_run_writes_checkpoints_png_tensorboard(tiny_run, pick_place_demos):
 def test_policy_acts_in_both_modes(tiny_run):
     from act.policy import Policy
 
-    policy = Policy.load(tiny_run)  # the run folder -> latest.pt, temporal ensembling
+    policy = Policy.load(tiny_run, temporal_ensemble=-0.1)  # the run folder -> latest.pt, ensembling
+    assert policy.ensembler is not None and policy.ensembler.k == -0.1
     actions = policy.act(torch.zeros(3, 39).numpy())
     assert actions.shape == (3, 4) and actions.dtype.name == "float32"
     assert abs(actions).max() <= 1.0
@@ -102,6 +104,23 @@ def test_policy_acts_in_both_modes(tiny_run):
     policy.reset()
     for t in range(5):  # later observations are ignored until the chunk runs out
         torch.testing.assert_close(torch.from_numpy(policy.act(obs[t])), chunk[:, t].clamp(-1, 1))
+
+
+def test_checkpoint_picks_the_inference_by_who_recorded_the_demos(tiny_run):
+    from act.config import LEGACY_INFERENCE, default_inference
+    from act.policy import Policy
+
+    # Scripted demos: open-loop chunks of 5 (the tiny model's whole chunk); unless told otherwise.
+    checkpoint = torch.load(tiny_run / "latest.pt", weights_only=True)
+    assert checkpoint["inference"] == {"temporal_ensemble": None, "query_every": 5}
+    policy = Policy.load(tiny_run)
+    assert policy.ensembler is None and policy.query_every == 5
+    # A person's demos: temporal ensembling; a checkpoint older than the choice: ensembling too.
+    assert default_inference(True, 20) == {"temporal_ensemble": -0.1, "query_every": None}
+    assert default_inference(False, 3) == {"temporal_ensemble": None, "query_every": 3}  # never past the chunk
+    del checkpoint["inference"]
+    old = Policy.from_checkpoint(checkpoint)
+    assert old.ensembler is not None and old.ensembler.k == LEGACY_INFERENCE["temporal_ensemble"]
 
 
 def test_rollout_is_deterministic_and_eval_spawns_avoid_training_seeds(tiny_run):
