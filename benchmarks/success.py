@@ -42,6 +42,8 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
+from act.train import TrainConfig
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -345,8 +347,8 @@ def table(rows: list[dict]) -> str:
         modes = sorted({_inference_text(r.get("inference")) for r in latest.values()})
         picked = sorted({_checkpoint_text(r) for r in latest.values()})
         out.append(f"inference: {'; '.join(modes)} · checkpoint: {'; '.join(picked)}\n")
-        # Cells trained with another recipe than the group's newest row are marked with *.
-        newest = _weights_text(max(latest.values(), key=lambda r: r.get("finished", "")))
+        # Cells trained with another recipe than today's act-train defaults are marked with *.
+        newest = _weights_text({"recipe": {"ema": TrainConfig.ema}})
         older = sorted({_weights_text(r) for r in latest.values()} - {newest})
         out.append(f"weights: {newest}" + (f"; * {'; '.join(older)}" if older else "") + "\n")
         out.append("| task | " + " | ".join(f"{d} demos" for d in demos) + " |")

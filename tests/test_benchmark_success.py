@@ -82,7 +82,8 @@ def test_table_and_plot(tmp_path):
 
 def test_cells_of_an_older_recipe_are_marked(tmp_path):
     bench = load_module()
-    old = {**row("push-v3", 10, 91), "recipe": {"ema": 0.0}, "finished": "2026-11-26T04:00:00+0000"}
+    # re-evaluated after the new row was trained: still an older recipe than today's defaults
+    old = {**row("push-v3", 10, 91), "recipe": {"ema": 0.0}, "finished": "2026-11-26T10:00:00+0000"}
     legacy = row("push-v3", 50, 99)  # written before rows kept the weight average: no recipe["ema"]
     new = {**row("push-v3", 20, 99), "recipe": {"ema": 0.995}, "finished": "2026-11-26T08:00:00+0000"}
     lines = bench.table([old, legacy, new]).splitlines()
