@@ -40,7 +40,7 @@ class EvalConfig:
     query_every: int | None = None
     """open-loop chunks: query the policy every n steps and run the chunk's first n actions (default: the
     checkpoint's choice, open-loop chunks of 5 for scripted demos and ensembling for demos recorded by a
-    person; BENCHMARKS.md "Inference")"""
+    person; BENCHMARKS.md "Stalls")"""
     temporal_ensemble: float | None = None
     """temporal ensembling instead: query every step, weigh chunk i (0 = oldest) by exp(-k*i); negative k
     favours the newest chunks (act-train picks -0.1 for demos recorded by a person)"""

@@ -51,7 +51,7 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls, *, skip=(), aliase
             kwargs["required"] = True
         else:
             kwargs["default"] = default
-            if hint not in (bool, typing.Optional[bool]):
+            if hint not in (bool, typing.Optional[bool]) and default is not None:  # None: the help says
                 kwargs["help"] = f"{help_text} (default: {default!r})" if help_text else None
         if hint in (bool, typing.Optional[bool]):
             kwargs["action"] = argparse.BooleanOptionalAction

@@ -409,7 +409,8 @@ def _train_loop(train, dist, device, model, ema, optimizer, config, normalizer, 
     from act.checkpoint import BEST, LATEST, save_checkpoint
     from act.data import ChunkDataset, StepBatches, collate
 
-    inference = default_inference(dataset.recorded_by_person, config.chunk_size)  # what act-eval runs unless told otherwise
+    # What act-eval and the rollouts run unless told otherwise, chosen by who recorded the demos.
+    inference = default_inference(dataset.recorded_by_person, config.chunk_size)
 
     raw_model = model
     if dist.enabled:
