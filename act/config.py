@@ -25,7 +25,7 @@ def default_inference(recorded_by_person: bool, chunk_size: int) -> dict:
 
     act-train stores this in the checkpoint, chosen by who recorded the demonstrations, as it chooses
     whether idle steps are left out; act-eval and training rollouts use it. Measured on held-out spawns
-    (seeds 2,000,000+, never the reported ones; BENCHMARKS.md, "Inference"):
+    (seeds 2,000,000+, never the reported ones; BENCHMARKS.md, "Stalls"):
 
     - The scripted expert's demos: open-loop chunks of 5 steps. Its labels are a deterministic plan;
       running 5 of its steps before asking again commits to that plan where the state stops changing
@@ -51,8 +51,9 @@ LEGACY_INFERENCE = {"temporal_ensemble": DEFAULT_TEMPORAL_ENSEMBLE, "query_every
 def checkpoint_inference(checkpoint: dict) -> dict:
     """The inference act-train chose for this checkpoint (LEGACY_INFERENCE for older ones)."""
     stored = checkpoint.get("inference")
-    return {"temporal_ensemble": stored.get("temporal_ensemble"), "query_every": stored.get("query_every")} \
-        if stored else dict(LEGACY_INFERENCE)
+    if not stored:
+        return dict(LEGACY_INFERENCE)
+    return {"temporal_ensemble": stored.get("temporal_ensemble"), "query_every": stored.get("query_every")}
 
 
 @dataclass

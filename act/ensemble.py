@@ -8,8 +8,8 @@ more: with k = -0.1 each chunk weighs 1.11x the one before it (the newest ~10 ch
 
 k = -0.1 (act.config.DEFAULT_TEMPORAL_ENSEMBLE; act-train makes ensembling the default inference for
 demos recorded by a person, act.config.default_inference) was chosen on evaluation spawns kept apart
-from the reported ones (seeds 2,000,000+; BENCHMARKS.md, "Inference"). ACT's k = 0.01 averages ~20
-chunks almost equally, and the action for a step then still leans on predictions made up to 19
+from the reported ones (seeds 2,000,000+; BENCHMARKS.md, "Inference" and "Stalls"). ACT's k = 0.01
+averages ~20 chunks almost equally, and the action for a step then still leans on predictions made up to 19
 steps (0.24 s) earlier: on MetaWorld's state-based tasks that delay closed the peg-insert-side
 gripper before the fingers reached the peg and let push-v3 drift off the puck (four 10/20-demo
 checkpoints: k = 0.01 352/400, k = -0.3 371). Trusting the newest chunk too much fails the other

@@ -177,8 +177,8 @@ def run_cell(cell: Cell, args) -> dict:
 
 
 def evaluate_run(work: Path, args, log: Path) -> dict:
-    """``act-eval`` (the checkpoint's inference unless --query-every / --temporal-ensemble) of the run in ``work`` on ``--episodes`` unseen spawns;
-    returns the results-row fields it decides."""
+    """``act-eval`` of the run in ``work`` on ``--episodes`` unseen spawns, with the checkpoint's inference
+    unless --query-every / --temporal-ensemble; returns the results-row fields it decides."""
     evaluate = [sys.executable, "-m", "act.evaluate", "--ckpt", str(work / "run"), "--episodes",
                 str(args.episodes), "--videos", "0", "--workers", "1", "--out", str(work / "eval")]
     if args.query_every is not None:
