@@ -132,10 +132,10 @@ def main() -> None:
     if not args.display:
         os.environ["SDL_VIDEODRIVER"] = "dummy"
 
-    import teleop.live as live
+    import teleop.live.window as live
     from devices.keyboard import KeyboardDevice
     from teleop.env import CONTROL_HZ
-    from teleop.timing import LoopStats
+    from teleop.live.timing import LoopStats
 
     holder = {}  # the operator thread watches the control loop's phase
     stats = LoopStats()

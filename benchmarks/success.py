@@ -42,7 +42,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from act.train import TrainConfig
+from act.train_config import TrainConfig
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 

@@ -7,6 +7,7 @@ never leaves a half-written file under a final name.
 
 from __future__ import annotations
 
+import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,6 +53,11 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def write_text(path: str | os.PathLike, text: str) -> None:
     with replacing(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | os.PathLike, data) -> None:
+    """``data`` as indented JSON with sorted keys (state and manifest files people read and diff)."""
+    write_text(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def fsync_dir(folder: str | os.PathLike) -> None:

@@ -12,10 +12,7 @@ import time
 from pathlib import Path
 
 from devices.base import DeviceError
-from teleop.errors import ToolkitError
-
-EXIT_ERROR = 2
-EXIT_FAILED_CHECK = 1
+from teleop.errors import EXIT_ERROR, EXIT_FAILED_CHECK, ToolkitError
 
 
 def _default_out(task: str) -> str:
@@ -32,7 +29,7 @@ def cmd_record(args) -> int:
 
     check_task(args.task)
     out = args.out or _default_out(args.task)
-    from teleop.live_cli import record_live, wants_live
+    from teleop.live.cli import record_live, wants_live
 
     if wants_live(args):  # a person at a device, or the expert shown with --show: the live window
         return record_live(args, out)
@@ -55,30 +52,12 @@ def cmd_record(args) -> int:
 
 
 def _warn_if_degenerate(out) -> None:
-    from teleop.inspect import summarize
+    from teleop.datasets.inspect import summarize
 
     for diversity in summarize([out]).diversity.values():
         warning = diversity.warning()
         if warning:
             print(f"WARNING: {warning}", file=sys.stderr)
-
-
-# --------------------------------------------------------------------- inspect
-def cmd_inspect(args) -> int:
-    from teleop.inspect import format_report, plot_spawns, summarize
-
-    summary = summarize(args.folders)
-    print(format_report(summary))
-    if summary.diversity and not args.no_plot:
-        target = Path(args.plot) if args.plot else Path(args.folders[0]) / "spawn_coverage.png"
-        try:
-            plot_spawns(summary, target)
-            print(f"spawn plot: {target}")
-        except OSError as error:
-            print(f"warning: could not write the spawn plot {target}: {error.strerror or error}", file=sys.stderr)
-    if not summary.episodes:
-        raise ToolkitError(f"no readable episodes in {', '.join(args.folders)}")
-    return EXIT_FAILED_CHECK if summary.problems else 0
 
 
 # --------------------------------------------------------------------- replay
@@ -119,6 +98,14 @@ def cmd_tasks(args) -> int:
 
 # --------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
+    # The entry point wires the parts together: the record/replay core here, the live window,
+    # sessions and dataset tools each add their own commands (their modules load when one runs).
+    from teleop.datasets.cli import add_commands as add_dataset_commands
+    from teleop.datasets.cli import add_inspect_command
+    from teleop.demo import add_command as add_demo
+    from teleop.live.cli import add_devices_command, add_live_arguments
+    from teleop.sessions.cli import add_commands as add_session_commands
+
     parser = argparse.ArgumentParser(prog="teleop", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -142,16 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--session", default="", help="session name stored in each episode")
     rec.add_argument("--quiet", action="store_true", help="no progress bar")
     rec.set_defaults(func=cmd_record)
-    from teleop.live_cli import add_devices_command, add_live_arguments
-
     add_live_arguments(rec)  # --show, --camera, --sensitivity, --invert, ...
     add_devices_command(sub)  # teleop devices
-
-    ins = sub.add_parser("inspect", help="list episodes and report spawn diversity")
-    ins.add_argument("folders", nargs="+", help="episode folder(s)")
-    ins.add_argument("--plot", help="where to write the spawn PNG (default FOLDER/spawn_coverage.png)")
-    ins.add_argument("--no-plot", action="store_true", help="do not write the PNG")
-    ins.set_defaults(func=cmd_inspect)
+    add_inspect_command(sub)  # teleop inspect
 
     rep = sub.add_parser("replay", help="re-run recorded actions; --verify checks every step")
     rep.add_argument("files", nargs="+", help="episode file(s) or folder(s)")
@@ -164,12 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = sub.add_parser("tasks", help="list the MetaWorld v3 task names")
     tasks.set_defaults(func=cmd_tasks)
 
-    from teleop.session_cli import add_commands as add_session_merge_export
-
-    add_session_merge_export(sub)  # teleop session run|status|report, teleop merge, teleop export
-    from teleop.demo import add_command as add_demo
-
-    add_demo(sub)
+    add_session_commands(sub)  # teleop session run|status|report
+    add_dataset_commands(sub)  # teleop merge, teleop export
+    add_demo(sub)  # teleop demo
     return parser
 
 

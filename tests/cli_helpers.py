@@ -19,7 +19,7 @@ def run_cli(*args, cwd=None, timeout=300, env=None):
 
 def run_operator_sessions(root, plan_text, operators=("alice", "bob")):
     """Run one plan as several operators' sessions (as if on several machines); returns their folders."""
-    from teleop.session_run import run_session
+    from teleop.sessions.run import run_session
 
     plan = Path(root) / "plan.toml"
     plan.write_text(plan_text)

@@ -22,7 +22,7 @@ episodes = 2
 
 @pytest.fixture(scope="module")
 def merged(tmp_path_factory):
-    from teleop.merge import merge
+    from teleop.datasets.merge import merge
 
     root = tmp_path_factory.mktemp("export")
     merge(run_operator_sessions(root, PLAN), root / "merged")

@@ -3,8 +3,8 @@
 import pytest
 
 from devices.base import Event
-from teleop.flow import EpisodeFlow, Phase
-from teleop.timing import DeadlineScheduler
+from teleop.live.flow import EpisodeFlow, Phase
+from teleop.live.timing import DeadlineScheduler
 
 
 def test_first_motion_starts_and_success_ends_after_the_hold():
@@ -86,7 +86,7 @@ def test_scheduler_skips_and_counts_missed_deadlines_without_bunching():
 
 
 def test_settings_flags_are_saved_per_device_and_reloaded(tmp_path, monkeypatch):
-    from teleop.device_settings import SettingsError, resolve, settings_path
+    from teleop.live.device_settings import SettingsError, resolve, settings_path
 
     monkeypatch.setenv("TELEOP_CONFIG_DIR", str(tmp_path))
     settings, saved = resolve("spacemouse", sensitivity=0.5, invert="y,x")

@@ -85,7 +85,7 @@ class Operator(threading.Thread):
 
 
 def run(plan, out, script):
-    from teleop.session_run import run_session
+    from teleop.sessions.run import run_session
 
     operator = Operator(script)
 
@@ -128,7 +128,7 @@ def first_run(c, log):
 
 
 def test_keyboard_session_keeps_discards_quits_and_resumes_to_the_planned_episodes(tmp_path):
-    from teleop.hud import banner, hud_lines
+    from teleop.live.hud import banner, hud_lines
 
     plan = tmp_path / "plan.toml"
     plan.write_text(PLAN)

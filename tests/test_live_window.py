@@ -71,7 +71,7 @@ def hand(control):
 
 
 def run_with(device, script, tmp_path, **config):
-    from teleop.live import LiveConfig, run_live
+    from teleop.live.window import LiveConfig, run_live
 
     operator = Operator(script)
 
@@ -196,7 +196,7 @@ def test_spacemouse_unplug_pauses_with_a_notice_and_replug_resumes(tmp_path):
     result, log = run_with(device, script, tmp_path, task="reach-v3", episodes=1)
     assert frozen["after"] <= frozen["steps"] + 1  # nothing stepped during the 0.3 s unplugged
     assert frozen["hud"].device_lost and "unplugged" in frozen["hud"].device_status
-    from teleop.hud import banner
+    from teleop.live.hud import banner
 
     assert "UNPLUGGED" in banner(frozen["hud"])[0]
     episode = read_episode(result.written[0])

@@ -13,7 +13,7 @@ import pytest
 
 from cli_helpers import ROOT, run_cli
 from teleop.episode import episode_files, read_attrs
-from teleop.plan import PlanError, parse_plan
+from teleop.sessions.plan import PlanError, parse_plan
 
 TWO_TASKS = """\
 name = "two-tasks"
@@ -82,7 +82,7 @@ def test_sigkill_halfway_then_resume_ends_with_exactly_the_planned_episodes(tmp_
 
 
 def test_second_process_on_the_same_session_is_refused_and_nothing_changes(tmp_path):
-    from teleop.session import Session
+    from teleop.sessions.session import Session
 
     plan = tmp_path / "plan.toml"
     plan.write_text(TWO_TASKS.replace("episodes = 5", "episodes = 1"))
@@ -101,8 +101,8 @@ def test_second_process_on_the_same_session_is_refused_and_nothing_changes(tmp_p
 
 
 def test_resume_adopts_a_file_the_state_missed_and_rerecords_a_lost_one(tmp_path):
-    from teleop.session import Session
-    from teleop.session_run import run_scripted
+    from teleop.sessions.session import Session
+    from teleop.sessions.run import run_scripted
 
     plan = tmp_path / "plan.toml"
     plan.write_text(TWO_TASKS.replace('name = "push-v3"\nepisodes = 5', 'name = "push-v3"\nepisodes = 1')
@@ -131,7 +131,7 @@ def test_resume_adopts_a_file_the_state_missed_and_rerecords_a_lost_one(tmp_path
         assert (ticket.task, ticket.spawn.seed) == ("push-v3", lost_seed)  # only the lost one is pending
         session.discard(ticket)  # a discarded spawn goes back into the pool
         assert session.next_ticket().spawn.seed == lost_seed
-    from teleop.session_report import format_status, session_status
+    from teleop.sessions.report import format_status, session_status
 
     status = session_status(out)  # push-v3 has nothing kept yet: still reported
     push = status.tasks["push-v3"]
@@ -145,7 +145,7 @@ def test_resume_adopts_a_file_the_state_missed_and_rerecords_a_lost_one(tmp_path
 
 
 def test_sessions_draw_disjoint_seed_ranges_and_breaks_are_reminded(tmp_path):
-    from teleop.session import SEEDS_PER_SESSION, Session, session_base_seed
+    from teleop.sessions.session import SEEDS_PER_SESSION, Session, session_base_seed
 
     bases = {session_base_seed(f"plan-op{i}-host{i % 3}") for i in range(200)}
     assert len(bases) == 200 and all(b >= SEEDS_PER_SESSION and b % SEEDS_PER_SESSION == 0 for b in bases)

@@ -186,7 +186,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(pick_place_demos, tmp_pa
 
 
 def test_weight_average_ramps_up_then_follows_the_decay():
-    from act.train import WeightAverage
+    from act.weight_average import WeightAverage
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
@@ -207,7 +207,8 @@ def test_weight_average_ramps_up_then_follows_the_decay():
 
 
 def test_lr_schedule_warms_up_then_decays_to_a_tenth():
-    from act.train import TrainConfig, lr_scale
+    from act.train_config import TrainConfig
+    from act.train_loop import lr_scale
 
     cosine = TrainConfig(data=["d"], out="o", steps=1000, lr_schedule="cosine", warmup_steps=100)
     scales = [lr_scale(cosine, step) for step in range(1000)]
@@ -231,21 +232,23 @@ def test_resume_refuses_mismatched_or_bad_checkpoints(pick_place_demos, tmp_path
 
 
 def test_resume_refuses_changed_seed_or_data(tiny_run, pick_place_demos):
-    from act.train import ToolkitError, TrainConfig, _check_resumable
+    from act.train_config import TrainConfig
+    from act.train_setup import check_resumable
+    from teleop.errors import ToolkitError
     from act.config import ACTConfig
 
     checkpoint = load(tiny_run / "latest.pt")
     config = ACTConfig.from_dict(checkpoint["config"])
     args = TrainConfig(**checkpoint["train_args"])
-    _check_resumable(checkpoint, config, args, checkpoint["dataset"], tiny_run)  # same run: fine
+    check_resumable(checkpoint, config, args, checkpoint["dataset"], tiny_run)  # same run: fine
     args.steps = 500  # training longer is what --resume is for
-    _check_resumable(checkpoint, config, args, checkpoint["dataset"], tiny_run)
+    check_resumable(checkpoint, config, args, checkpoint["dataset"], tiny_run)
     with pytest.raises(ToolkitError, match="--seed"):
-        _check_resumable(checkpoint, config, TrainConfig(**{**checkpoint["train_args"], "seed": 5}),
+        check_resumable(checkpoint, config, TrainConfig(**{**checkpoint["train_args"], "seed": 5}),
                          checkpoint["dataset"], tiny_run)
     fewer = {**checkpoint["dataset"], "episodes": checkpoint["dataset"]["episodes"][:-1]}
     with pytest.raises(ToolkitError, match="same --data"):
-        _check_resumable(checkpoint, config, args, fewer, tiny_run)
+        check_resumable(checkpoint, config, args, fewer, tiny_run)
 
 
 # ---------------------------------------------------------------------------- bad inputs

@@ -1,6 +1,6 @@
 """What the live window shows: the scene from the operator's camera, and the HUD beside it.
 
-:class:`HudPainter` composes frames on the render thread (:mod:`teleop.render`);
+:class:`HudPainter` composes frames on the render thread (:mod:`teleop.live.render`);
 :func:`open_window` and :func:`help_lines_for` are the main thread's share
 (opening the window, the help text). The control loop publishes a
 :class:`Pose` copy and a :class:`HudState` each tick. :func:`hud_lines` is
@@ -40,7 +40,7 @@ class HudState:
     task: str
     episode: int  # 1-based number of the episode being recorded
     episodes: int
-    phase: str  # teleop.flow.Phase value
+    phase: str  # teleop.live.flow.Phase value
     steps: int
     control_hz: float
     device: str

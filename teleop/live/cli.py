@@ -73,8 +73,8 @@ def _device_options(args) -> dict:
 
 def record_live(args, out: str) -> int:
     from devices.registry import make_device
-    from teleop.device_settings import describe, resolve
-    from teleop.live import LiveConfig, run_live
+    from teleop.live.device_settings import describe, resolve
+    from teleop.live.window import LiveConfig, run_live
 
     if args.cameras:
         raise ToolkitError("--cameras records images in headless scripted runs only; live episodes store the "

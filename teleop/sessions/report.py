@@ -14,7 +14,7 @@ import numpy as np
 
 from teleop.atomic import write_text
 from teleop.episode import EpisodeError, episode_files, read_attrs
-from teleop.session import duration_of, read_state
+from teleop.sessions.session import duration_of, read_state
 from teleop.spawn import SpawnDiversity, SpawnStream, spawn_diversity
 
 REPORT_DIR = "report"

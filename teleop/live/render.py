@@ -1,6 +1,6 @@
 """The live window's render thread: the scene from a copied pose, and the HUD, into double-buffered frames.
 
-The control loop (:mod:`teleop.control_loop`, main thread) publishes a copy of
+The control loop (:mod:`teleop.live.control_loop`, main thread) publishes a copy of
 the pose and the HUD state each tick; this thread turns the latest of them
 into a picture at up to ``fps`` and hands it over by swapping two frame
 Surfaces under a lock. The main thread blits the newest one to the screen
@@ -25,7 +25,7 @@ from typing import Optional
 
 import numpy as np
 
-from teleop.hud import INSET_SIZE, HudPainter, Pose, set_thread_nice
+from teleop.live.hud import INSET_SIZE, HudPainter, Pose, set_thread_nice
 
 
 class SceneView:

@@ -92,8 +92,8 @@ def export_robomimic(sources, out: str | os.PathLike, *, task: str | None = None
     """Write every episode of ``sources`` (session/episode folders or files) into one robomimic file, atomically."""
     import h5py
 
+    from teleop.datasets.merge import EpisodeFilter, check_compatible, find_duplicates, select
     from teleop.env import MAX_STEPS, TaskEnv
-    from teleop.merge import EpisodeFilter, check_compatible, find_duplicates, select
 
     out = Path(out)
     chosen = select(sources, EpisodeFilter(task=task))

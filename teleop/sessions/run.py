@@ -9,27 +9,27 @@ from __future__ import annotations
 from pathlib import Path
 
 from teleop.errors import ToolkitError
-from teleop.plan import load_plan
-from teleop.session import Session
+from teleop.sessions.plan import load_plan
+from teleop.sessions.session import Session
 
 
 def run_session(plan_path: str | Path, out: str | Path, *, operator: str | None = None,
                 progress: bool = True, live_options: dict | None = None) -> Session:
     """``teleop session run``: work through the plan (or resume it); writes the report when it ends.
 
-    A human device runs through the live window (:func:`teleop.live.run_session`); ``live_options``
-    go to it (window size, camera, a test's ``on_start`` hook). The operator quitting the window
+    A human device runs through the live window (:func:`teleop.sessions.live.run_in_window`);
+    ``live_options`` go to it (window size, camera, a test's ``on_start`` hook). The operator quitting the window
     ends the run early; the session is then resumable (``session.done`` is False).
     """
-    from teleop.session_report import write_report
+    from teleop.sessions.report import write_report
 
     plan = load_plan(plan_path)
     with Session.open(plan, out, operator=operator) as session:
         try:
             if plan.human:
-                from teleop.live import run_session as run_live_session
+                from teleop.sessions.live import run_in_window
 
-                run_live_session(session, plan.device, **(live_options or {}))
+                run_in_window(session, plan.device, **(live_options or {}))
             else:
                 run_scripted(session, progress=progress)
         except KeyboardInterrupt:

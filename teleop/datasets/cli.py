@@ -1,51 +1,35 @@
-"""The ``teleop session | merge | export`` commands (registered by ``teleop/cli.py``).
+"""The dataset commands: ``teleop inspect``, ``teleop merge``, ``teleop export`` (registered by ``teleop/cli.py``).
 
-Kept apart from cli.py so batch collection and dataset handling can change
-without touching the recording commands; every heavy import happens inside
-the command that needs it.
+Every heavy import happens inside the command that needs it.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
-from teleop.errors import ToolkitError
+from teleop.errors import EXIT_FAILED_CHECK, ToolkitError
 
 
-def cmd_session_run(args) -> int:
-    from teleop.session_run import run_session
-    from teleop.session_report import REPORT_DIR, format_status, session_status
+def cmd_inspect(args) -> int:
+    from teleop.datasets.inspect import format_report, plot_spawns, summarize
 
-    started = time.perf_counter()
-    session = run_session(args.plan, args.out, operator=args.operator, progress=not args.quiet)
-    print(format_status(session_status(session.folder)))
-    report = Path(args.out) / REPORT_DIR / "session_report.md"
-    if session.done:
-        print(f"session finished in {time.perf_counter() - started:.1f} s; report: {report}")
-    else:  # the operator quit the live window
-        print(f"session stopped after {time.perf_counter() - started:.1f} s, not complete; run the same command "
-              f"again to resume. Report so far: {report}")
-    return 0
-
-
-def cmd_session_status(args) -> int:
-    from teleop.session_report import format_status, session_status
-
-    print(format_status(session_status(args.folder)))
-    return 0
-
-
-def cmd_session_report(args) -> int:
-    from teleop.session_report import write_report
-
-    print(f"report: {write_report(args.folder)}")
-    return 0
+    summary = summarize(args.folders)
+    print(format_report(summary))
+    if summary.diversity and not args.no_plot:
+        target = Path(args.plot) if args.plot else Path(args.folders[0]) / "spawn_coverage.png"
+        try:
+            plot_spawns(summary, target)
+            print(f"spawn plot: {target}")
+        except OSError as error:
+            print(f"warning: could not write the spawn plot {target}: {error.strerror or error}", file=sys.stderr)
+    if not summary.episodes:
+        raise ToolkitError(f"no readable episodes in {', '.join(args.folders)}")
+    return EXIT_FAILED_CHECK if summary.problems else 0
 
 
 def cmd_merge(args) -> int:
-    from teleop.merge import EpisodeFilter, merge
+    from teleop.datasets.merge import EpisodeFilter, merge
 
     operators = tuple(o.strip() for item in args.operator or [] for o in item.split(",") if o.strip())
     result = merge(args.sources, args.out, skip_duplicates=args.skip_duplicates, episode_filter=EpisodeFilter(
@@ -58,7 +42,7 @@ def cmd_merge(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from teleop.export import export_robomimic
+    from teleop.datasets.robomimic import export_robomimic
 
     if len(args.paths) < 2:
         raise ToolkitError("export needs at least one source folder and the output file: "
@@ -73,23 +57,17 @@ def cmd_export(args) -> int:
     return 0
 
 
-def add_commands(sub) -> None:
-    """Add ``session``, ``merge`` and ``export`` to the ``teleop`` parser's subcommands."""
-    session = sub.add_parser("session", help="batch collection sessions from a plan file: run, status, report")
-    ssub = session.add_subparsers(dest="session_command", required=True)
-    run = ssub.add_parser("run", help="work through a plan (running it again resumes where it stopped)")
-    run.add_argument("plan", help="session plan (TOML): operators, device, [[task]] blocks with episodes")
-    run.add_argument("--out", required=True, help="session folder (created, or resumed when it exists)")
-    run.add_argument("--operator", help="who is collecting (must be in the plan's operators when it lists several)")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
-    run.set_defaults(func=cmd_session_run)
-    status = ssub.add_parser("status", help="kept/discarded, success rate, pace and spawn coverage per task and operator")
-    status.add_argument("folder", help="session folder")
-    status.set_defaults(func=cmd_session_status)
-    report = ssub.add_parser("report", help="write FOLDER/report/session_report.md and its PNG plots")
-    report.add_argument("folder", help="session folder")
-    report.set_defaults(func=cmd_session_report)
+def add_inspect_command(sub) -> None:
+    """Add ``inspect`` to the ``teleop`` parser's subcommands."""
+    ins = sub.add_parser("inspect", help="list episodes and report spawn diversity")
+    ins.add_argument("folders", nargs="+", help="episode folder(s)")
+    ins.add_argument("--plot", help="where to write the spawn PNG (default FOLDER/spawn_coverage.png)")
+    ins.add_argument("--no-plot", action="store_true", help="do not write the PNG")
+    ins.set_defaults(func=cmd_inspect)
 
+
+def add_commands(sub) -> None:
+    """Add ``merge`` and ``export`` to the ``teleop`` parser's subcommands."""
     merge = sub.add_parser("merge", help="merge sessions / episode folders into one dataset folder")
     merge.add_argument("sources", nargs="+", help="session folders, episode folders or episode files")
     merge.add_argument("--out", required=True, help="new dataset folder")

@@ -20,8 +20,8 @@ The latency then is the wait for the sampling instant (uniform over one period)
 plus a few microseconds, not plus the tick's own work.
 
 Each tick: drain input, poll the device, run the episode flow
-(:mod:`teleop.flow`), step and record, publish a copy of the pose and the HUD
-state for the render thread (:mod:`teleop.render`), then show the newest
+(:mod:`teleop.live.flow`), step and record, publish a copy of the pose and the HUD
+state for the render thread (:mod:`teleop.live.render`), then show the newest
 finished frame (``present``, a blit and a flip: cheap, and done after the
 tick's work so it never delays the tick itself).
 
@@ -40,12 +40,12 @@ import numpy as np
 from devices.base import Device, Event
 from teleop.collect import spawn_attrs
 from teleop.env import CONTROL_HZ, TaskEnv
-from teleop.episode_source import EpisodeSource
-from teleop.flow import Decision, EpisodeFlow, Phase
-from teleop.hud import HudState, Pose
+from teleop.live.episode_source import EpisodeSource
+from teleop.live.flow import Decision, EpisodeFlow, Phase
+from teleop.live.hud import HudState, Pose
+from teleop.live.timing import DeadlineScheduler, LoopStats
 from teleop.mapping import ActionMapper
 from teleop.recorder import EpisodeBuffer
-from teleop.timing import DeadlineScheduler, LoopStats
 
 # Device motion below this (fraction of full scale) does not count as "the operator started".
 START_THRESHOLD = 0.05

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from teleop.atomic import replacing
+from teleop.atomic import replacing, write_json
 from teleop.episode import FILE_PATTERN, EpisodeError, episode_files, episode_name, read_attrs, utc_now
 from teleop.errors import ToolkitError
 
@@ -161,9 +161,7 @@ def merge(sources, out: str | os.PathLike, *, episode_filter: EpisodeFilter = Ep
                          "hostname": str(e.get("hostname", "")), "seed": int(e["seed"]),
                          "success": bool(e["success"]), "num_steps": int(e["num_steps"]),
                          "actions_sha256": e["actions_sha256"]})
-    from teleop.session import write_json_atomic
-
-    write_json_atomic(out / MANIFEST_NAME, {
+    write_json(out / MANIFEST_NAME, {
         "task": task, "merged_at": utc_now(), "sources": [str(Path(s).resolve()) for s in sources],
         "filter": {"operators": list(episode_filter.operators), "task": episode_filter.task,
                    "success_only": episode_filter.success_only, "min_steps": episode_filter.min_steps,

@@ -3,22 +3,22 @@
 Two threads, so that drawing never slows control:
 
 * the main thread owns pygame and runs the 80 Hz control loop
-  (:mod:`teleop.control_loop`) against absolute deadlines: it waits for each
+  (:mod:`teleop.live.control_loop`) against absolute deadlines: it waits for each
   tick on SDL's event queue, drains the input at the tick, polls the device,
   steps and records, and shows the newest finished frame;
-* the render thread (lower OS priority, :mod:`teleop.render`) turns the latest
+* the render thread (lower OS priority, :mod:`teleop.live.render`) turns the latest
   pose into a picture on its own ``MjData`` and draws the HUD
-  (:mod:`teleop.hud`), at up to ``fps`` frames per second.
+  (:mod:`teleop.live.hud`), at up to ``fps`` frames per second.
 
 An earlier design had a third thread for the window, which handed events to a
 control thread; its hand-over delay alone pushed the input latency's p99 past
 one tick (BENCHMARKS.md has the numbers).
 
-Episodes go through :class:`EpisodeBuffer`, like headless
-recording, so they replay exactly. Where spawns come from and where kept
-episodes go is an :class:`~teleop.episode_source.EpisodeSource`: a spawn stream
-and a background writer for ``teleop record``, a batch session's tickets for
-``teleop session run`` (:func:`run_session`, which opens one window per task block).
+Episodes go through :class:`EpisodeBuffer`, like headless recording, so they
+replay exactly. Where spawns come from and where kept episodes go is an
+:class:`~teleop.live.episode_source.EpisodeSource`: a spawn stream and a
+background writer for ``teleop record``, a batch session's tickets for
+``teleop session run`` (:mod:`teleop.sessions.live`).
 """
 
 from __future__ import annotations
@@ -33,14 +33,14 @@ from typing import Callable, Optional
 import numpy as np
 
 from devices.base import Device
-from teleop.control_loop import ControlLoop
 from teleop.env import CONTROL_HZ, TaskEnv
-from teleop.episode_source import EpisodeSource, RecordSource
 from teleop.errors import ToolkitError
-from teleop.hud import help_lines_for, open_window, set_thread_nice
+from teleop.live.control_loop import ControlLoop
+from teleop.live.episode_source import EpisodeSource, RecordSource
+from teleop.live.hud import help_lines_for, open_window, set_thread_nice
+from teleop.live.render import RenderThread
+from teleop.live.timing import LoopStats
 from teleop.mapping import ActionMapper, ControlSettings, view_basis
-from teleop.render import RenderThread
-from teleop.timing import LoopStats
 
 CONTROL_NICE = -10  # only where permitted (root / CAP_SYS_NICE); see set_thread_nice
 _SWITCH_INTERVAL_S = 0.0005  # Python's default 5 ms GIL slice would delay a tick behind the render thread
@@ -161,39 +161,3 @@ def run_live(device: Device, config: LiveConfig, *, stats: Optional[LoopStats] =
             pygame.display.quit()
     flow = control.flow
     return LiveResult(source.written, stats, flow.kept, finished=flow.kept >= flow.episodes)
-
-
-def run_session(session, device: str, *, on_start: Optional[Callable[[ControlLoop], None]] = None,
-                **config) -> LiveResult:
-    """``teleop session run`` with a human device: the live window, fed by ``session``.
-
-    One window per task block still short of episodes (the scene is built for
-    one task), until the plan is done or the operator quits; a quit leaves the
-    session resumable (see :mod:`teleop.episode_source` for what a discard,
-    a fresh spawn and a quit do to the pool). ``config``: further
-    :class:`LiveConfig` fields (camera, view_size, fps, ...). Returns the last
-    window's result, with every episode written in this run.
-    """
-    from devices.registry import make_device
-    from teleop.device_settings import describe, resolve
-    from teleop.episode_source import SessionSource
-
-    if device == "gamepad":
-        from devices.gamepad import allow_background_events
-
-        allow_background_events()  # before SDL starts, or pad input without window focus is dropped
-    settings, _ = resolve(device, save=False)  # the operator's saved sensitivity / inversion
-    plan, written, result = session.plan, [], None
-    while not session.done:
-        source = SessionSource(session)
-        live = LiveConfig(task=source.task, episodes=source.episodes, max_steps=plan.max_steps,
-                          hold_s=plan.hold_steps / CONTROL_HZ, operator=session.operator,
-                          session=session.session_id, settings=settings, settings_text=describe(settings),
-                          **config)
-        result = run_live(make_device(device), live, source=source, on_start=on_start)
-        written += result.written
-        if not result.finished:
-            break  # the operator quit: the session stays resumable
-    if result is None:  # nothing was left to record
-        return LiveResult([], LoopStats(), 0, finished=True)
-    return LiveResult(written, result.stats, len(written), finished=session.done)

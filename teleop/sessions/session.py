@@ -50,11 +50,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from teleop.atomic import write_text
+from teleop.atomic import write_json
 from teleop.episode import (Episode, EpisodeError, episode_files, episode_name, next_index,
                             read_attrs, remove_stale_temporaries, utc_now, write_episode)
 from teleop.errors import ToolkitError
-from teleop.plan import SessionPlan, load_plan
+from teleop.sessions.plan import SessionPlan, load_plan
 from teleop.spawn import Spawn, SpawnStream
 
 STATE_NAME = "session.json"
@@ -108,10 +108,6 @@ def read_state(folder: str | Path) -> dict:
     if state.get("format") != STATE_FORMAT:
         raise ToolkitError(f"{path}: format {state.get('format')!r} is not {STATE_FORMAT!r}")
     return state
-
-
-def write_json_atomic(path: Path, data) -> None:
-    write_text(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def acquire_lock(folder: Path) -> int:
@@ -313,7 +309,7 @@ class Session:
     # ------------------------------------------------------------ state
     def _save(self) -> None:
         self.state["updated_at"] = utc_now()
-        write_json_atomic(self.folder / STATE_NAME, self.state)
+        write_json(self.folder / STATE_NAME, self.state)
 
     def _reconcile(self) -> None:
         """Make the state agree with the episode files on disk (the files are the truth)."""

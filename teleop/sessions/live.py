@@ -1,18 +1,9 @@
-"""Where the live window's spawns come from and where its episodes go.
+"""A batch session through the live window (``teleop session run`` with a human device).
 
-The live loop (:mod:`teleop.live`) is the same for ``teleop record`` and for a
-batch session; only this part differs, so it is an interface with two
-implementations instead of two loops:
-
-* :class:`RecordSource` (``teleop record --device keyboard|gamepad|spacemouse``):
-  spawns from a :class:`~teleop.spawn.SpawnStream`, skipping seeds already in
-  the output folder; kept episodes go to a :class:`BackgroundWriter`.
-* :class:`SessionSource` (``teleop session run`` with a human device): spawns
-  are the session's tickets, a kept episode goes through ``Session.keep`` and
-  an attempt that ends unkept through ``Session.discard``.
-
-All methods run on the control thread, once per attempt (not per tick), except
-:meth:`EpisodeSource.hud` and :attr:`EpisodeSource.reminder`, which are cheap.
+:class:`SessionSource` is the window's :class:`~teleop.live.episode_source.EpisodeSource`
+for a session: spawns are the session's tickets, a kept episode goes through
+``Session.keep`` and an attempt that ends unkept through ``Session.discard``.
+:func:`run_in_window` opens one window per task block.
 
 Discard in a session. The live window's DISCARD means "the same spawn again"
 (the operator fumbled and wants another go), while ``Session.discard`` puts the
@@ -29,90 +20,22 @@ progress: on resume its spawn is offered again, untouched.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
-from teleop.collect import existing_output, prepare_output
+from teleop.env import CONTROL_HZ
 from teleop.episode import Episode
-from teleop.recorder import BackgroundWriter
-from teleop.spawn import Spawn, SpawnStream
-
-
-class EpisodeSource:
-    """Supplies the next spawn and receives the outcome of each attempt; see the module docstring."""
-
-    task: str
-    episodes: int  # episodes this window is to keep before it closes
-    keep_failures: bool = True  # False: KEEP on an unsuccessful episode drops it as "failed"
-
-    def next_spawn(self, kind: str) -> Optional[Spawn]:
-        """kind "new": the next spawn; "same": the current one again. None: nothing left to record."""
-        raise NotImplementedError
-
-    def keep(self, episode: Episode) -> Optional[Path]:
-        """Take the episode of the current spawn; returns where it is (or will be) written."""
-        raise NotImplementedError
-
-    def drop(self, reason: str, steps: int) -> None:
-        """The attempt on the current spawn ended unkept (reason from ``Decision.dropped``)."""
-
-    def hud(self, kept_in_window: int) -> tuple[int, int, tuple[str, ...]]:
-        """(kept, wanted, extra HUD lines) for the panel."""
-        return kept_in_window, self.episodes, ()
-
-    @property
-    def reminder(self) -> str:
-        """A break reminder to show, or ""."""
-        return ""
-
-    def take_break(self) -> None:
-        """The operator acknowledged the reminder."""
-
-    @property
-    def written(self) -> list[Path]:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Every kept episode is on disk when this returns (raises a write error, if any)."""
-
-
-class RecordSource(EpisodeSource):
-    """``teleop record``: a spawn stream and a background writer into one output folder."""
-
-    def __init__(self, task: str, episodes: int, out: str, *, spawn: str, seed: int, spawn_low, spawn_high):
-        self.task, self.episodes = task, episodes
-        self.out = prepare_output(out, task)
-        start_index, self.used_seeds = existing_output(self.out)
-        self.stream = SpawnStream(spawn_low, spawn_high, strategy=spawn, base_seed=seed)
-        self.writer = BackgroundWriter(self.out, start_index)
-        self._index = -1
-        self._current: Optional[Spawn] = None
-
-    def next_spawn(self, kind: str) -> Optional[Spawn]:
-        if kind == "new" or self._current is None:
-            self._index += 1
-            while self.stream[self._index].seed in self.used_seeds:  # appending to a folder: never a seed twice
-                self._index += 1
-            self._current = self.stream[self._index]
-        return self._current
-
-    def keep(self, episode: Episode) -> Optional[Path]:
-        path = self.writer.submit(episode)
-        self.used_seeds.add(self._current.seed)
-        return path
-
-    @property
-    def written(self) -> list[Path]:
-        return self.writer.written
-
-    def close(self) -> None:
-        self.writer.close()
+from teleop.live.control_loop import ControlLoop
+from teleop.live.episode_source import EpisodeSource
+from teleop.live.timing import LoopStats
+from teleop.live.window import LiveConfig, LiveResult, run_live
+from teleop.spawn import Spawn
 
 
 class SessionSource(EpisodeSource):
-    """One task block of a :class:`~teleop.session.Session`: the first block still short of episodes.
+    """One task block of a :class:`~teleop.sessions.session.Session`: the first block still short of episodes.
 
     A window shows one task (its scene is built for it), so a session of several
-    blocks opens one window per block; :func:`teleop.live.run_session` loops.
+    blocks opens one window per block; :func:`run_in_window` loops.
     """
 
     keep_failures = False  # a session wants successes; a kept failure is logged "failed", not written
@@ -186,3 +109,38 @@ class SessionSource(EpisodeSource):
     @property
     def written(self) -> list[Path]:
         return self._written
+
+
+def run_in_window(session, device: str, *, on_start: Optional[Callable[[ControlLoop], None]] = None,
+                **config) -> LiveResult:
+    """``teleop session run`` with a human device: the live window, fed by ``session``.
+
+    One window per task block still short of episodes (the scene is built for
+    one task), until the plan is done or the operator quits; a quit leaves the
+    session resumable (the module docstring says what a discard, a fresh
+    spawn and a quit do to the pool). ``config``: further
+    :class:`LiveConfig` fields (camera, view_size, fps, ...). Returns the last
+    window's result, with every episode written in this run.
+    """
+    from devices.registry import make_device
+    from teleop.live.device_settings import describe, resolve
+
+    if device == "gamepad":
+        from devices.gamepad import allow_background_events
+
+        allow_background_events()  # before SDL starts, or pad input without window focus is dropped
+    settings, _ = resolve(device, save=False)  # the operator's saved sensitivity / inversion
+    plan, written, result = session.plan, [], None
+    while not session.done:
+        source = SessionSource(session)
+        live = LiveConfig(task=source.task, episodes=source.episodes, max_steps=plan.max_steps,
+                          hold_s=plan.hold_steps / CONTROL_HZ, operator=session.operator,
+                          session=session.session_id, settings=settings, settings_text=describe(settings),
+                          **config)
+        result = run_live(make_device(device), live, source=source, on_start=on_start)
+        written += result.written
+        if not result.finished:
+            break  # the operator quit: the session stays resumable
+    if result is None:  # nothing was left to record
+        return LiveResult([], LoopStats(), 0, finished=True)
+    return LiveResult(written, result.stats, len(written), finished=session.done)

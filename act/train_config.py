@@ -1,0 +1,139 @@
+"""What an act-train run is asked to do: :class:`TrainConfig`, one field per flag, each with its help.
+
+Kept apart from the training (:mod:`act.train_setup`, :mod:`act.train_loop`) and the command line
+(:mod:`act.train`), so a test, a benchmark and a resumed run can build and check a configuration
+without importing torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from teleop.errors import ToolkitError
+
+# Fields of ACTConfig that come from the data, not from flags.
+DATA_DEFINED = ("state_dim", "action_dim", "camera_names", "image_size")
+# TrainConfig fields a resumed run may change without changing what it computes.
+RESUMABLE_CHANGES = ("steps", "resume", "device", "threads", "workers", "progress", "strict",
+                     "log_every", "val_every", "checkpoint_every", "keep_every", "eval_every",
+                     "eval_episodes", "eval_max_steps", "eval_temporal_ensemble", "data", "out",
+                     "allow_single_spawn", "max_minutes")
+# What a checkpoint written before a TrainConfig field existed was trained with.
+LEGACY_TRAIN_ARGS = {"lr_schedule": "constant", "warmup_steps": 0, "state_noise": 0.0, "relative": False,
+                     "drop_idle": False, "ema": 0.0}
+LR_SCHEDULES = ("constant", "cosine")
+FINAL_LR_FRACTION = 0.1  # where the cosine schedule ends, as a fraction of --lr
+VAL_SAMPLES = 2048  # a fixed, evenly spread subset keeps validation cheap and deterministic
+
+
+@dataclass
+class TrainConfig:
+    data: list[str] = field(default_factory=list)
+    """Folders of episode files (written by `teleop record --out`)."""
+    out: str = ""
+    """Run folder: checkpoints, TensorBoard logs and the loss plot go here."""
+    steps: int = 3000
+    """Optimizer steps in total (a resumed run continues up to this number)."""
+    batch_size: int = 64
+    """Samples per optimizer step and process (DDP: the effective batch is this times the processes)."""
+    seed: int = 0
+    """Seeds the split, the initial weights and every step's batch and noise."""
+    device: str = "cpu"
+    """cpu or cuda."""
+    threads: int = 1
+    """torch threads per process. 1 is safe when anything else runs on the machine: with 2 threads on
+    2 busy cores OpenMP spin-waits and a step can take 50x longer (FACTS.md). Try 2 on an idle 2-core
+    machine. 0 leaves torch's default."""
+    resume: bool = False
+    """Continue the run in --out from its latest.pt (same data, model and seed flags)."""
+    cameras: str = ""
+    """Comma-separated cameras whose recorded images the policy sees, e.g. corner2,gripperPOV
+    (needs torchvision). Empty: state only."""
+    state_slices: str = ""
+    """Columns of the 39-float state the policy sees, as START:STOP ranges, e.g. 0:7,36:39. Empty: all 39."""
+    qpos: bool = False
+    """Append the robot's 9 joint positions to the state."""
+    drop_idle: bool | None = None
+    """Leave out the steps where the demonstrator paused (small action, nothing moved): a state-only
+    policy cannot tell a pause from the motion that follows, and learns to stall (50 human-like
+    pick-place demos: 34% -> 60-65%, BENCHMARKS.md). Neither flag: only in episodes recorded by a
+    person (any device but the scripted expert)."""
+    relative: bool = True
+    """Append hand->object, object->goal and hand->goal vectors (9 floats) to the state (measured: reach-v3
+    at 20 demos 79% -> 96%, pick-place-v3 at 10 demos 80% -> 86%; BENCHMARKS.md, "ACT recipe")."""
+    val_fraction: float = 0.1
+    """Fraction of the episodes held out for the validation loss (split by episode, seeded)."""
+    val_every: int = 100
+    """Steps between validation losses."""
+    checkpoint_every: int = 200
+    """Steps between writes of latest.pt (also written at the end)."""
+    keep_every: int = 0
+    """Also keep the checkpoint of every N-th step as step_NNNNNN.pt, e.g. to evaluate several points
+    of one run (0: only latest.pt and best.pt)."""
+    log_every: int = 10
+    """Steps between logged training losses."""
+    eval_every: int = 0
+    """Steps between rollouts on random spawns (success rate logged beside the losses); 0: off."""
+    eval_episodes: int = 10
+    """Rollouts per evaluation, on spawns disjoint from the training seeds."""
+    eval_max_steps: int = 500
+    """Step limit of an evaluation rollout (MetaWorld's horizon is 500)."""
+    eval_temporal_ensemble: float | None = None
+    """Temporal-ensembling weight k of evaluation rollouts (0: plain mean of the live chunks). Unset: the
+    inference the checkpoint stores for act-eval (open-loop chunks of 5 for scripted demos, ensembling
+    with k = -0.1 for demos recorded by a person; act.config.default_inference)."""
+    allow_single_spawn: bool = False
+    """Train even when every training episode starts from the same spawn (experiments only)."""
+    strict: bool = False
+    """Stop at a damaged episode file instead of skipping it with a warning."""
+    workers: int = 0
+    """DataLoader worker processes (useful with images; state batches are built in-process)."""
+    progress: bool = True
+    """Show a progress bar."""
+    max_minutes: float = 0.0
+    """Stop after this many minutes of wall time and save the checkpoint (0: train for --steps)."""
+    lr_schedule: str = "constant"
+    """Learning rate over the run: constant, or cosine (from --lr down to a tenth of it at --steps)."""
+    warmup_steps: int = 0
+    """Steps of linear warm-up from 0 to --lr at the start (either schedule)."""
+    state_noise: float = 0.0
+    """Std of Gaussian noise added to the normalized state of every training sample (augmentation:
+    the policy learns to act from states a little off the demonstrations). 0: off."""
+    ema: float = 0.995
+    """Decay of an exponential moving average of the weights (warming up as (1+step)/(10+step)), updated
+    every step; checkpoints, validation and rollouts use the average, so where a time budget stops the
+    run matters less (push-v3 at 20 demos: 92-100% over five stopping steps without it, 99% at all five
+    with it; BENCHMARKS.md). 0: off, the last step's weights."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def camera_names(self) -> tuple[str, ...]:
+        return tuple(c for c in self.cameras.split(",") if c)
+
+    def validate(self) -> "TrainConfig":
+        if not self.data:
+            raise ToolkitError("--data: pass at least one folder of episodes")
+        if not self.out:
+            raise ToolkitError("--out: name the run folder, e.g. --out runs/pp50")
+        for name in ("steps", "batch_size", "val_every", "checkpoint_every", "log_every",
+                     "eval_episodes", "eval_max_steps"):
+            if getattr(self, name) < 1:
+                raise ToolkitError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 1")
+        for name in ("eval_every", "threads", "workers", "seed", "keep_every"):
+            if getattr(self, name) < 0:
+                raise ToolkitError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 0")
+        if not 0 <= self.ema < 1:
+            raise ToolkitError(f"--ema {self.ema}: must be >= 0 and below 1 (e.g. 0.995; 0: off)")
+        if not (math.isfinite(self.state_noise) and self.state_noise >= 0):
+            raise ToolkitError(f"--state-noise {self.state_noise}: must be a finite number >= 0")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ToolkitError(f"--lr-schedule {self.lr_schedule!r}: use one of {', '.join(LR_SCHEDULES)}")
+        if self.warmup_steps < 0 or self.warmup_steps >= self.steps:
+            raise ToolkitError(f"--warmup-steps {self.warmup_steps}: must be >= 0 and below --steps {self.steps}")
+        if self.device not in ("cpu", "cuda"):
+            raise ToolkitError(f"--device {self.device!r}: use cpu or cuda")
+        return self

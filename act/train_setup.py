@@ -1,0 +1,200 @@
+"""Preparing an act-train run: read and check the episodes, build the model or resume it, start the loop.
+
+:func:`run` is what `act-train` calls (the command line is :mod:`act.train`, the flags
+:mod:`act.train_config`); the loop itself is :mod:`act.train_loop`.
+
+The run folder gets latest.pt (every --checkpoint-every steps and at the end), best.pt (lowest
+validation loss, or highest rollout success when --eval-every is on), step_NNNNNN.pt (with
+--keep-every), tb/ (TensorBoard) and loss.png. The weights saved are a moving average of the trained
+weights (--ema; the trained weights themselves ride along for --resume). act-eval runs latest.pt, or
+best.pt when it was chosen by rollout success (the lowest validation loss did not pick the better
+policy: act/checkpoint.py, open_checkpoint).
+
+A killed run resumed with --resume continues exactly: every step's randomness (its batch, dropout,
+the CVAE's latent sample) is a function of (seed, step, rank), and the checkpoint holds the model
+and optimizer state, so steps after the resume are the steps the run would have taken.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from act.config import ACTConfig
+from act.data import StateSpec, check_spawn_diversity, load_dataset, split_episodes
+from act.train_config import LEGACY_TRAIN_ARGS, RESUMABLE_CHANGES, TrainConfig
+from teleop.errors import ToolkitError, one_line
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def master(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @classmethod
+    def from_env(cls) -> "Distributed":
+        """torchrun's RANK / LOCAL_RANK / WORLD_SIZE; one process without them."""
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or "RANK" not in os.environ:
+            return cls()
+        return cls(rank=int(os.environ["RANK"]), local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+                   world_size=int(os.environ["WORLD_SIZE"]))
+
+
+@dataclass
+class TrainingData:
+    dataset: object  # act.data.Dataset
+    train_eps: list
+    val_eps: list
+    fingerprint: dict  # every episode with its seed and spawn, and which were held out
+
+
+def load_training_data(train: TrainConfig, dist: Distributed) -> TrainingData:
+    """Read, split and check the episodes (before torch is imported: a bad dataset is refused fast)."""
+    spec = StateSpec.parse(train.state_slices, qpos=train.qpos, relative=train.relative)
+    dataset = load_dataset(train.data, spec=spec, cameras=train.camera_names, strict=train.strict,
+                           drop_idle=train.drop_idle)
+    if train.drop_idle is not False and dataset.idle_dropped and dist.master:
+        kept = sum(e.num_steps for e in dataset.episodes)
+        print(f"left out {dataset.idle_dropped} idle steps (operator pauses) of {kept + dataset.idle_dropped}"
+              f"{'' if train.drop_idle else ' (human demos; --no-drop-idle keeps them)'}", flush=True)
+    train_ids, val_ids = split_episodes(len(dataset.episodes), train.val_fraction, train.seed)
+    train_eps = [dataset.episodes[i] for i in train_ids]
+    val_eps = [dataset.episodes[i] for i in val_ids]
+    check_spawn_diversity(train_eps, dataset, allow_single_spawn=train.allow_single_spawn)
+    fingerprint = dataset.fingerprint()
+    fingerprint["train_files"] = [e.path.name for e in train_eps]
+    fingerprint["val_files"] = [e.path.name for e in val_eps]
+    return TrainingData(dataset, train_eps, val_eps, fingerprint)
+
+
+def check_run_folder(train: TrainConfig) -> Path:
+    out = Path(train.out)
+    if train.resume and not (out / "latest.pt").is_file():
+        raise ToolkitError(f"--resume: {out / 'latest.pt'} does not exist; is --out the folder of the run "
+                           f"to continue? (drop --resume to start a new run)")
+    if not train.resume and (out / "latest.pt").exists():
+        raise ToolkitError(f"{out} already holds a run (latest.pt): pass --resume to continue it, or "
+                           f"choose another --out")
+    return out
+
+
+def new_history() -> dict:
+    return {"step": [], "loss": [], "l1": [], "kl": [], "val_step": [], "val_loss": [],
+            "eval_step": [], "success_rate": []}
+
+
+def run(train: TrainConfig, model_flags: dict) -> dict:
+    """Train; returns the final metrics. Raises ToolkitError for anything the user can fix."""
+    dist = Distributed.from_env()
+    if not dist.master:
+        warnings.simplefilter("ignore")  # the master reports data problems once
+    data = load_training_data(train, dist)
+    out = check_run_folder(train)
+
+    import torch
+
+    from act.checkpoint import LATEST, load_checkpoint
+    from act.model import ACTPolicy, VisionDependencyError
+    from act.normalize import Normalizer
+
+    if train.threads:
+        torch.set_num_threads(train.threads)
+    if train.device == "cuda" and not torch.cuda.is_available():
+        raise ToolkitError("--device cuda: no CUDA device is visible to torch; use --device cpu")
+    device = f"cuda:{dist.local_rank}" if train.device == "cuda" else "cpu"
+    normalizer = Normalizer.from_data(np.concatenate([e.state for e in data.train_eps]),
+                                      np.concatenate([e.action for e in data.train_eps]))
+    first = data.train_eps[0]
+    try:
+        config = ACTConfig(state_dim=first.state.shape[1], action_dim=first.action.shape[1],
+                           camera_names=train.camera_names, image_size=data.dataset.image_size or (128, 128),
+                           **model_flags).validate()
+    except ValueError as error:
+        raise ToolkitError(f"model flags: {error}") from None
+    torch.manual_seed(train.seed)
+    try:
+        model = ACTPolicy(config).to(device)
+    except VisionDependencyError as error:
+        raise ToolkitError(f"--cameras {train.cameras}: {error}") from None
+    optimizer = model.make_optimizer()
+
+    start_step, history, metrics = 0, new_history(), {"best_val_loss": None, "best_success": None}
+    checkpoint = None
+    if train.resume:
+        checkpoint = load_checkpoint(out / LATEST)
+        check_resumable(checkpoint, config, train, data.fingerprint, out / LATEST)
+        try:
+            # With --ema, "model" is the average (what runs) and "train_model" the trained weights.
+            model.load_state_dict(checkpoint.get("train_model", checkpoint["model"]))
+            optimizer.load_state_dict(checkpoint["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as error:
+            raise ToolkitError(f"{out / LATEST} does not fit this model "
+                               f"({one_line(error)[:200]}); start a new --out") from None
+        normalizer = Normalizer.from_dict(checkpoint["normalizer"])
+        start_step, history, metrics = int(checkpoint["step"]), checkpoint["history"], checkpoint["metrics"]
+        if checkpoint["rng"]["world_size"] != dist.world_size:
+            warnings.warn(f"the checkpoint was trained by {checkpoint['rng']['world_size']} process(es), "
+                          f"this run has {dist.world_size}: batches after the resume differ from an "
+                          f"uninterrupted run")
+    for group in optimizer.param_groups:  # the base of --lr-schedule; saved with the optimizer
+        group.setdefault("initial_lr", group["lr"])
+    if dist.master:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ToolkitError(f"cannot create --out {out}: {error.strerror or error}") from None
+
+    if dist.enabled and train.max_minutes:
+        # Ranks would stop at different steps and wait for each other forever.
+        raise ToolkitError("--max-minutes works in a single process only; under torchrun use --steps")
+    if dist.enabled:
+        torch.distributed.init_process_group("nccl" if train.device == "cuda" else "gloo")
+    try:
+        from act.weight_average import WeightAverage
+
+        ema = WeightAverage(model, train.ema) if train.ema else None
+        if ema is not None and checkpoint is not None:
+            ema.model.load_state_dict(checkpoint["model"])
+        from act.train_loop import TrainingLoop
+
+        loop = TrainingLoop(train, dist, device, model, ema, optimizer, config, normalizer, data, out,
+                            start_step=start_step, history=history, metrics=metrics)
+        return loop.run()
+    finally:
+        if dist.enabled:
+            torch.distributed.destroy_process_group()
+
+
+def check_resumable(checkpoint: dict, config: ACTConfig, train: TrainConfig, fingerprint: dict,
+                    path: Path) -> None:
+    """Refuse a --resume whose model flags, training flags or data differ from the checkpoint's."""
+    saved = checkpoint["config"]
+    differ = [f"{k}: checkpoint {saved.get(k)!r}, now {v!r}" for k, v in config.to_dict().items()
+              if saved.get(k) != v]
+    if differ:
+        raise ToolkitError(f"--resume: the model flags differ from {path} ({'; '.join(differ)}); "
+                           f"pass the flags of the original run or start a new --out")
+    saved_args = checkpoint["train_args"]
+    differ = [f"--{k.replace('_', '-')}: checkpoint {saved_args.get(k)!r}, now {v!r}"
+              for k, v in train.to_dict().items()
+              if k not in RESUMABLE_CHANGES and saved_args.get(k, LEGACY_TRAIN_ARGS.get(k)) != v]
+    if differ:
+        raise ToolkitError(f"--resume: {'; '.join(differ)}; pass the original values or start a new --out")
+    key = lambda fp: [(e["file"], e["seed"], e["num_steps"]) for e in fp["episodes"]]  # noqa: E731
+    if key(checkpoint["dataset"]) != key(fingerprint) or checkpoint["dataset"]["task"] != fingerprint["task"]:
+        raise ToolkitError(f"--resume: --data holds {len(fingerprint['episodes'])} {fingerprint['task']} "
+                           f"episodes that differ from the {len(checkpoint['dataset']['episodes'])} the "
+                           f"checkpoint was trained on; pass the same --data or start a new --out")
