@@ -20,15 +20,19 @@ if sys.platform.startswith("linux"):
 
 import numpy as np
 
+from teleop.cameras import UPSIDE_DOWN_CAMERAS, render_camera, view_names
 from teleop.errors import ToolkitError
 from teleop.spawn import Spawn
 
 CONTROL_HZ = 80.0  # MetaWorld: frame_skip 5 x timestep 0.0025 s
-MAX_STEPS = 500  # MetaWorld's max_path_length: one more step raises
+MAX_STEPS = 500  # MetaWorld's horizon (max_path_length): the scripted expert's clock
+LONGEST_STEPS = 48_000  # the longest episode a TaskEnv allows (10 simulated minutes): a person's slow demo
+# Where the Sawyer's mocap target sits relative to the hand body when the arm is at rest (the weld sags
+# under gravity). Measured on pick-place-v3 and reach-v3 over the workspace: x and y within 0.3 mm, z
+# 3.7-4.1 mm. The live window's stop-on-release mapping holds the target here (teleop/mapping.py).
+HAND_SAG = (0.0, -0.0002, 0.0039)
 OBS_DIM = 39
 ACTION_DIM = 4
-# The Sawyer scene's corner cameras render upside down; rotating 180 degrees fixes them.
-UPSIDE_DOWN_CAMERAS = {"corner", "corner2", "corner3", "corner4"}
 _ROBOT_JOINT_PREFIXES = ("right_j", "r_close", "l_close")
 
 
@@ -66,6 +70,13 @@ def check_task(task: str) -> str:
     raise TaskError(f"unknown task {task!r}: {hint}")
 
 
+def check_max_steps(max_steps: int) -> int:
+    if not 1 <= max_steps <= LONGEST_STEPS:
+        raise ToolkitError(f"step limit {max_steps}: must be in 1..{LONGEST_STEPS} ({LONGEST_STEPS / CONTROL_HZ / 60:.0f} "
+                           f"simulated minutes; MetaWorld's own horizon is {MAX_STEPS})")
+    return int(max_steps)
+
+
 def spawn_box(task: str) -> tuple[np.ndarray, np.ndarray]:
     """The task's spawn box (low, high) for its random vector."""
     env = TaskEnv(task)
@@ -97,8 +108,7 @@ class TaskEnv:
 
     def __init__(self, task: str, *, cameras=(), image_size: int = 128, max_steps: int = MAX_STEPS):
         check_task(task)
-        if not 1 <= max_steps <= MAX_STEPS:
-            raise ToolkitError(f"max steps must be in 1..{MAX_STEPS} (MetaWorld's horizon), got {max_steps}")
+        check_max_steps(max_steps)
         env_dict = _import_metaworld()
         import mujoco
 
@@ -110,11 +120,14 @@ class TaskEnv:
             warnings.simplefilter("ignore")
             # seed= keeps the constructor's own reset away from the global numpy RNG.
             self._env = cls(seed=0)
+        # MetaWorld truncates at its max_path_length (500) and raises one step later; a longer limit
+        # changes nothing else (observations, rewards and success do not depend on it).
+        self._env.max_path_length = max(MAX_STEPS, self.max_steps)
         self.model = self._env.model
         self.data = self._env.data
         self.spawn_low = np.asarray(self._env._random_reset_space.low, dtype=np.float64)
         self.spawn_high = np.asarray(self._env._random_reset_space.high, dtype=np.float64)
-        self.camera_names = [self.model.camera(i).name for i in range(self.model.ncam)]
+        self.camera_names = view_names(self.model)  # MetaWorld's cameras and the toolkit's views
         self.cameras = tuple(self.check_camera(c) for c in cameras)
         self.image_size = int(image_size)
         self._renderer = None
@@ -123,6 +136,7 @@ class TaskEnv:
         robot = [j for j in joints if j.name.startswith(_ROBOT_JOINT_PREFIXES)]
         self._qpos_index = np.array([self.model.jnt_qposadr[j.id] for j in robot])
         self._qvel_index = np.array([self.model.jnt_dofadr[j.id] for j in robot])
+        self._hand_body = self.model.body("hand").id
         self.rand_vec: np.ndarray | None = None
         self.steps = 0
 
@@ -211,6 +225,18 @@ class TaskEnv:
     def hand_pos(self) -> np.ndarray:
         return np.asarray(self._env.tcp_center, dtype=np.float64).copy()
 
+    def target_site_names(self) -> list[str]:
+        """The sites MetaWorld draws the task's goal(s) with (after a reset)."""
+        return [name for name, _ in self._env._target_site_config]
+
+    def arm_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """(hand, mocap target) positions, world frame, metres: the hand body follows the target.
+
+        The target is where MetaWorld's action moves it (1 cm per unit per step); the hand lags
+        behind it by up to ~3 cm at full speed, and at rest sits ``HAND_SAG`` below it.
+        """
+        return self.data.xpos[self._hand_body].copy(), self.data.mocap_pos[0].copy()
+
     # ------------------------------------------------------------------ step
     def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict]:
         """Apply one action. Returns (obs, reward, success, truncated, info).
@@ -268,7 +294,7 @@ class TaskEnv:
             size = self.image_size
         height, width = (size, size) if isinstance(size, int) else size
         renderer = self._get_renderer(height, width)
-        renderer.update_scene(self.data, camera=camera)
+        renderer.update_scene(self.data, camera=render_camera(camera))
         image = renderer.render()
         if camera in UPSIDE_DOWN_CAMERAS:
             image = image[::-1, ::-1]

@@ -1,10 +1,24 @@
 """Device command -> environment action, in the frame of the view the operator watches.
 
-A human pushes "forward" meaning "away from me on the screen". The camera the
+A human pushes "forward" meaning "up the screen, away from me". The camera the
 operator watches decides which world direction that is: screen-right and
 screen-up, projected on the table plane, become the command's x and y axes.
 Devices that already speak the simulator's frame (``frame == "world"``, the
 scripted expert) pass through unchanged.
+
+Stop on release. MetaWorld's action moves a mocap target by up to 1 cm a step
+and the hand follows it through a soft weld, lagging ~3 cm behind at full
+speed: when a person lets go, the hand coasts on by that lag (measured: 3.2-4.5
+cm after full speed, 0.5-1 cm after a slow tap). For a person the mapping
+therefore drives the target, not the hand: while an axis is commanded, the
+target leads the hand by at most ``lead_per_unit`` x the command (the lead sets
+the speed: the hand moves about a quarter of the lead each step); when an axis
+is released, the target goes back to where the hand was at that moment and
+stays there. The hand then stops within a few millimetres (BENCHMARKS.md,
+"Stop on release"). An axis not yet commanded in the episode holds the target
+where the reset put it, so the arm settles from the reset as MetaWorld's own
+does and the first actions before the operator moves are exactly zero. The actions recorded are what the simulator received, so
+replay and training see exactly this motion.
 """
 
 from __future__ import annotations
@@ -14,7 +28,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from devices.base import Command
-from teleop.env import UPSIDE_DOWN_CAMERAS, ActionError
+from teleop.cameras import camera_frame
+from teleop.env import HAND_SAG, ActionError
+
+ACTION_SCALE = 0.01  # metres the mocap target moves per step for an action of 1 (MetaWorld's action_scale)
+LEAD_PER_UNIT = 0.01  # metres the target may lead the hand at full command; see the module docstring
+COMMAND_EPS = 1e-6  # below this an axis counts as released
 
 
 @dataclass
@@ -29,41 +48,95 @@ class ControlSettings:
 
 def view_basis(env, camera: str | None) -> np.ndarray:
     """3x3 matrix whose columns are the world directions of the command's x (screen right),
-    y (away from the operator) and z (up) axes, for the named camera.
+    y (up the screen: away from the operator, on the table) and z (up) axes, for the named view.
 
     With no camera the identity (world frame) is returned.
     """
     if camera is None:
         return np.eye(3)
-    xmat = env.data.cam(camera).xmat.reshape(3, 3)  # columns: camera x (right), y (up), z (back)
-    right, up = xmat[:, 0].copy(), xmat[:, 1].copy()
-    if camera in UPSIDE_DOWN_CAMERAS:
-        right, up = -right, -up
+    frame = camera_frame(env.model, env.data, camera)
+    right, up = frame.right.copy(), frame.up.copy()
     right[2] = 0.0
     up[2] = 0.0
-    if np.linalg.norm(up) < 1e-6:  # camera looks along the horizon's normal: use its backward axis
-        up = -xmat[:, 2].copy()
+    if np.linalg.norm(up) < 1e-6:  # the camera looks straight along the horizon: "up the screen" is ahead
+        up = frame.forward.copy()
         up[2] = 0.0
     right /= np.linalg.norm(right)
     away = up / np.linalg.norm(up)
     return np.column_stack([right, away, [0.0, 0.0, 1.0]])
 
 
+class StopOnRelease:
+    """Per view axis: lead-limited motion while commanded, a fixed hold point once released.
+
+    ``basis``: the view's axes as columns (:func:`view_basis`). Call with the command in view
+    axes (each in [-1, 1]) and the arm's (hand, mocap target) positions; returns the world-frame
+    translation action. See the module docstring for why.
+    """
+
+    def __init__(self, basis: np.ndarray, *, lead_per_unit: float = LEAD_PER_UNIT):
+        if not lead_per_unit > 0:
+            raise ValueError(f"lead_per_unit={lead_per_unit}: must be positive")
+        self.basis = np.asarray(basis, dtype=np.float64)
+        self._to_view = np.linalg.inv(self.basis)
+        self.lead_per_unit = lead_per_unit
+        self.hold: list[float | None] = [None, None, None]  # view coordinate the target holds, per axis
+        self.commanded = [False, False, False]  # per axis: moved by the operator since the reset
+
+    def reset(self) -> None:
+        self.hold = [None, None, None]
+        self.commanded = [False, False, False]
+
+    def __call__(self, move: np.ndarray, hand: np.ndarray, mocap: np.ndarray) -> np.ndarray:
+        hand_v = self._to_view @ (np.asarray(hand) + HAND_SAG)  # where the target sits when the hand rests here
+        mocap_v = self._to_view @ np.asarray(mocap)
+        target = np.empty(3)
+        for i, c in enumerate(move):
+            if abs(c) > COMMAND_EPS:
+                self.hold[i], self.commanded[i] = None, True
+                ahead = mocap_v[i] + c * ACTION_SCALE
+                lead = c * self.lead_per_unit
+                # Never behind the hand (a reversal starts at once), never further ahead than the lead.
+                target[i] = min(max(ahead, hand_v[i]), hand_v[i] + lead) if c > 0 else \
+                    max(min(ahead, hand_v[i]), hand_v[i] + lead)
+            else:
+                if self.hold[i] is None:
+                    self.hold[i] = hand_v[i] if self.commanded[i] else mocap_v[i]
+                target[i] = self.hold[i]
+        return np.clip(self.basis @ (target - mocap_v) / ACTION_SCALE, -1.0, 1.0)
+
+
 class ActionMapper:
-    """Turns a device's Command into a 4-float MetaWorld action."""
+    """Turns a device's Command into a 4-float MetaWorld action.
+
+    For a view-frame device, pass ``arm=(hand, mocap)`` (``TaskEnv.arm_state()``) to stop the
+    hand where the operator lets go (:class:`StopOnRelease`); without it the command is the
+    mocap step itself, as MetaWorld defines its action.
+    """
 
     def __init__(self, device_name: str, frame: str, basis: np.ndarray | None = None,
-                 settings: ControlSettings | None = None):
+                 settings: ControlSettings | None = None, *, lead_per_unit: float = LEAD_PER_UNIT):
         self.device_name = device_name
         self.frame = frame
-        self.basis = np.eye(3) if basis is None or frame == "world" else np.asarray(basis, dtype=np.float64)
         self.settings = settings or ControlSettings()
+        self.lead_per_unit = lead_per_unit
+        self.basis = np.eye(3) if basis is None or frame == "world" else np.asarray(basis, dtype=np.float64)
         self.gripper = -1.0  # open until told otherwise
+
+    @property
+    def basis(self) -> np.ndarray:
+        return self._basis
+
+    @basis.setter
+    def basis(self, value: np.ndarray) -> None:
+        self._basis = np.asarray(value, dtype=np.float64)
+        self.stop = StopOnRelease(self._basis, lead_per_unit=self.lead_per_unit)
 
     def reset(self) -> None:
         self.gripper = -1.0
+        self.stop.reset()
 
-    def __call__(self, command: Command) -> np.ndarray:
+    def __call__(self, command: Command, arm: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         if not command.is_finite():
             raise ActionError(f"device {self.device_name!r} sent a non-finite command "
                               f"{command.translation}/{command.gripper}: refused before the simulator")
@@ -73,7 +146,7 @@ class ActionMapper:
             move = move * s.sensitivity * np.array([-1.0 if s.invert_x else 1.0,
                                                     -1.0 if s.invert_y else 1.0,
                                                     -1.0 if s.invert_z else 1.0])
-            move = self.basis @ move
+            move = self.stop(np.clip(move, -1.0, 1.0), *arm) if arm is not None else self.basis @ move
         if command.gripper is not None:
             self.gripper = float(np.clip(command.gripper, -1.0, 1.0))
         action = np.empty(4, dtype=np.float32)

@@ -19,13 +19,20 @@ from teleop.episode import Episode, EpisodeError, episode_name, utc_now, version
 
 
 class EpisodeBuffer:
-    """The steps of the episode being recorded, in preallocated arrays."""
+    """The steps of the episode being recorded, in preallocated arrays.
+
+    They hold MetaWorld's 500 steps at first and double when a longer episode (a person's, with
+    a longer step limit) needs it, up to the environment's step limit: one copy per doubling,
+    never one per step.
+    """
+
+    FIRST_CAPACITY = 500
 
     def __init__(self, env: TaskEnv, *, cameras=(), image_size: int | None = None):
         self.env = env
         self.cameras = tuple(cameras)
         self.image_size = image_size or env.image_size
-        n = env.max_steps
+        n = min(env.max_steps, self.FIRST_CAPACITY)
         self.state = np.empty((n, 39), dtype=np.float64)
         self.qpos = np.empty((n, env.robot_dof), dtype=np.float64)
         self.qvel = np.empty((n, env.robot_dof), dtype=np.float64)
@@ -37,6 +44,18 @@ class EpisodeBuffer:
         self.t = 0
         self.started_at = utc_now()
 
+    def _grow(self) -> None:
+        n = min(2 * self.state.shape[0], self.env.max_steps)
+
+        def grown(array: np.ndarray) -> np.ndarray:
+            bigger = np.empty((n, *array.shape[1:]), dtype=array.dtype)
+            bigger[:array.shape[0]] = array
+            return bigger
+
+        for name in ("state", "qpos", "qvel", "sim_state", "action", "reward", "success"):
+            setattr(self, name, grown(getattr(self, name)))
+        self.images = {c: grown(frames) for c, frames in self.images.items()}
+
     def clear(self) -> None:
         self.t = 0
         self.started_at = utc_now()
@@ -45,7 +64,9 @@ class EpisodeBuffer:
         """Record what the policy will see: call right before ``env.step``."""
         t = self.t
         if t >= self.state.shape[0]:
-            raise EpisodeError(f"episode longer than the buffer ({self.state.shape[0]} steps)")
+            if t >= self.env.max_steps:
+                raise EpisodeError(f"episode longer than its step limit ({self.env.max_steps} steps)")
+            self._grow()
         self.state[t] = obs
         self.qpos[t] = self.env.data.qpos[self.env._qpos_index]
         self.qvel[t] = self.env.data.qvel[self.env._qvel_index]
