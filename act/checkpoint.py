@@ -10,7 +10,7 @@ Keys (CHECKPOINT_KEYS):
     normalizer   Normalizer.to_dict()
     state_spec   StateSpec.to_dict(): which observation columns (and qpos) the policy reads
     train_args   the TrainConfig of the run, as a dict
-    dataset      fingerprint: task, spawn box, per episode file/seed/rand_vec/object_init_pos, split
+    dataset      fingerprint: task, spawn box, per episode file/seed/steps/rand_vec/object_init_pos, split
     rng          random state needed for an exact resume (see train.py: every step's randomness
                  derives from (seed, step, rank), so this holds the seed and the world size)
     metrics      best and last validation loss / rollout success
@@ -19,7 +19,9 @@ Keys (CHECKPOINT_KEYS):
 Optional: train_model, the trained weights themselves when "model" is their average (--ema); a resume
 continues from them. inference, how the policy turns chunks into actions unless act-eval is told
 otherwise ({"temporal_ensemble": k or None, "query_every": n or None}, act.config.default_inference);
-without it, act.config.LEGACY_INFERENCE.
+without it, act.config.LEGACY_INFERENCE. horizon, the step limit act-eval gives an episode unless told
+otherwise (an int: 1.5x the longest training demo, at least 500; act.config.evaluation_horizon); without
+it, MetaWorld's 500.
 
 Everything is a dict, list, str, int, float, bool, None or tensor, so `torch.load(weights_only=True)`
 reads it; anything else in a file (a pickled object, a __reduce__ payload) is refused before it runs.

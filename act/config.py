@@ -44,6 +44,45 @@ def default_inference(recorded_by_person: bool, chunk_size: int) -> dict:
     return {"temporal_ensemble": None, "query_every": min(DEFAULT_QUERY_EVERY, chunk_size)}
 
 
+def evaluation_horizon(longest_demo: int) -> int:
+    """The step limit of an evaluation rollout for a policy trained on demos up to ``longest_demo`` steps long
+    (as recorded, idle steps included): ``max(500, 100 * ceil(1.5 * longest_demo / 100))``.
+
+    A policy acts at the pace of its demos: one trained on a person's slow demos (a pick-place of 480
+    steps where the scripted expert takes 60-90) needs about as long, and MetaWorld's 500 steps would
+    count it a failure while it is still on its way. 1.5x the longest demo leaves room for one retry
+    (a missed grasp, a dropped object), rounded up to a hundred steps so the number reads as a setting;
+    never shorter than MetaWorld's own horizon (500, what every scripted-expert result here was measured
+    at), and never longer than a TaskEnv allows (LONGEST_STEPS). act-train stores it in the checkpoint;
+    act-eval and act-train's own rollouts use it unless --max-steps / --eval-max-steps say otherwise.
+    """
+    from teleop.env import LONGEST_STEPS, MAX_STEPS
+
+    longest = max(0, int(longest_demo))
+    rounded = 100 * -(-3 * longest // 200)  # 100 * ceil(1.5 * longest / 100) in exact integers
+    return min(LONGEST_STEPS, max(MAX_STEPS, rounded))
+
+
+def checkpoint_horizon(checkpoint: dict) -> tuple[int, str]:
+    """(steps, why): the evaluation horizon act-train stored in the checkpoint, and a few words on
+    where it comes from. A checkpoint written before act-train stored one was evaluated at
+    MetaWorld's 500 steps and still is."""
+    from teleop.env import LONGEST_STEPS, MAX_STEPS
+
+    stored = checkpoint.get("horizon")
+    if stored is None:
+        return MAX_STEPS, "MetaWorld's; the checkpoint predates stored horizons"
+    steps = int(stored)
+    episodes = (checkpoint.get("dataset") or {}).get("episodes") or []
+    longest = max((int(e.get("recorded_steps", e.get("num_steps", 0))) for e in episodes), default=0)
+    if steps <= MAX_STEPS:
+        return steps, (f"MetaWorld's; the longest training demo is {longest} steps" if longest
+                       else "MetaWorld's")
+    if steps >= LONGEST_STEPS and 3 * longest > 2 * LONGEST_STEPS:
+        return steps, f"the longest a TaskEnv allows; the longest training demo is {longest} steps"
+    return steps, f"covers the longest training demo, {longest} steps"
+
+
 LEGACY_INFERENCE = {"temporal_ensemble": DEFAULT_TEMPORAL_ENSEMBLE, "query_every": None}
 """What a checkpoint written before act-train stored its inference runs with."""
 

@@ -114,6 +114,10 @@ class EpisodeData:
     action: np.ndarray  # (T, A) float32
     image_shapes: dict[str, tuple[int, int]] = field(default_factory=dict)  # camera -> (H, W)
     frames: Optional[np.ndarray] = None  # (T,) the file's step of each row, when idle steps were dropped
+    recorded_steps: int = 0  # steps in the file, idle ones included (0: num_steps)
+
+    def __post_init__(self) -> None:
+        self.recorded_steps = int(self.recorded_steps or self.num_steps)
 
     @property
     def num_steps(self) -> int:
@@ -133,9 +137,15 @@ class Dataset:
     idle_dropped: int = 0  # steps left out by drop_idle
     recorded_by_person: bool = False  # some episode came from a device other than the scripted expert
 
+    @property
+    def longest_recorded(self) -> int:
+        """The longest episode in steps as recorded (idle steps included): its pace sets the horizon."""
+        return max(e.recorded_steps for e in self.episodes)
+
     def fingerprint(self) -> dict:
         """What the checkpoint records about the data: enough to tell whether a resumed run reads
-        the same episodes, and to rebuild every spawn."""
+        the same episodes, and to rebuild every spawn. num_steps counts the steps trained on (idle
+        steps left out), recorded_steps the steps in the file (what the evaluation horizon covers)."""
         return {
             "task": self.task,
             "spawn_low": self.spawn_low.tolist(),
@@ -143,7 +153,7 @@ class Dataset:
             "state_spec": self.spec.to_dict(),
             "cameras": list(self.cameras),
             "episodes": [{"file": e.path.name, "seed": e.seed, "num_steps": e.num_steps,
-                          "rand_vec": e.rand_vec.tolist(),
+                          "recorded_steps": e.recorded_steps, "rand_vec": e.rand_vec.tolist(),
                           "object_init_pos": e.object_init_pos.tolist()} for e in self.episodes],
         }
 
@@ -236,7 +246,7 @@ def load_dataset(folders, *, spec: StateSpec = StateSpec(), cameras: tuple[str, 
         episodes.append(EpisodeData(
             path=path, seed=episode.seed, rand_vec=episode.rand_vec,
             object_init_pos=episode.object_init_pos, state=state, action=action,
-            image_shapes=image_shapes, frames=frames))
+            image_shapes=image_shapes, frames=frames, recorded_steps=episode.num_steps))
     for problem in skipped:
         warnings.warn(f"skipped a damaged episode: {problem} (pass --strict to stop instead)", stacklevel=2)
     if not episodes:

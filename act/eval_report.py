@@ -69,6 +69,13 @@ def _rate(block: dict | None) -> str:
     return f"{block['successes']}/{block['episodes']} = {block['success_rate']:.0%} (95% CI {low:.0%}-{high:.0%})"
 
 
+def _horizon(report: dict) -> str:
+    horizon = report.get("horizon")
+    if not horizon:  # results.json written before act-eval recorded it ran at MetaWorld's 500
+        return "500 steps (MetaWorld's)"
+    return f"{horizon['steps']} steps ({horizon['why']})"
+
+
 def format_table(report: dict) -> str:
     s, c = report["summary"], report["coverage"]
     inference = report["inference"]
@@ -79,6 +86,7 @@ def format_table(report: dict) -> str:
         f"task              {report['task']}" + ("" if report["task"] == report["trained_task"]
                                                 else f" (trained on {report['trained_task']})"),
         f"inference         {mode}",
+        f"horizon           {_horizon(report)}",
         f"success           {_rate(s)}",
         f"mean length       {s['mean_length']:.1f} steps",
         f"steps to success  {s['mean_steps_to_success']:.1f}" if s["mean_steps_to_success"] is not None
@@ -124,11 +132,11 @@ def merge(folders: list[str], out: str) -> dict:
             reports.append(json.loads(path.read_text()))
         except (OSError, json.JSONDecodeError) as error:
             raise ToolkitError(f"{path}: not an act-eval result ({error}); pass folders written by act-eval") from None
-    keys = ("checkpoint", "task", "inference", "seed")
+    keys = ("checkpoint", "task", "inference", "seed", "horizon")
     for r in reports[1:]:
         for key in keys:
-            if r[key] != reports[0][key]:
-                raise ToolkitError(f"cannot merge: {key} differs ({reports[0][key]!r} vs {r[key]!r})")
+            if r.get(key) != reports[0].get(key):
+                raise ToolkitError(f"cannot merge: {key} differs ({reports[0].get(key)!r} vs {r.get(key)!r})")
     episodes = [e for r in reports for e in r["episodes"]]
     indices = [e["index"] for e in episodes]
     if len(set(indices)) != len(indices):

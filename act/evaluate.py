@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from act.config import checkpoint_inference
+from act.config import checkpoint_horizon, checkpoint_inference
 from act.eval_report import merge, write_report
 from act.rollout import EVAL_BASE_SEED
 from teleop.errors import ToolkitError
@@ -56,8 +56,9 @@ class EvalConfig:
     """i/n: run only the i-th of n disjoint slices of the episodes (combine with `act-eval merge`)"""
     task: str = ""
     """evaluate on another task than the checkpoint's (a warning says so)"""
-    max_steps: int = 500
-    """step limit per episode"""
+    max_steps: int | None = None
+    """step limit per episode (default: the checkpoint's horizon, 1.5x its longest training demo and at least
+    MetaWorld's 500: a policy trained on slow demos acts at their pace)"""
     batch_size: int = 10
     """episodes stepped together in one forward pass"""
     allow_seed_overlap: bool = False
@@ -94,6 +95,27 @@ def _inference_kwargs(cfg: EvalConfig, checkpoint: dict) -> dict:
             raise ToolkitError(f"--temporal-ensemble {cfg.temporal_ensemble}: must be a finite number")
         return {"temporal_ensemble": cfg.temporal_ensemble, "query_every": None}
     return checkpoint_inference(checkpoint)
+
+
+def _horizon(cfg: EvalConfig, checkpoint: dict, path: Path) -> dict:
+    """{"steps", "why"}: the step limit of every episode, the flag's, else the one act-train stored."""
+    from teleop.env import LONGEST_STEPS
+
+    try:
+        steps, why = checkpoint_horizon(checkpoint)
+    except (TypeError, ValueError):  # not a number: a damaged or foreign checkpoint
+        steps = why = None
+    valid = steps is not None and 1 <= steps <= LONGEST_STEPS
+    if cfg.max_steps is None:
+        if not valid:
+            raise ToolkitError(f"{path} stores the horizon {checkpoint.get('horizon')!r}, not a step count in "
+                               f"1..{LONGEST_STEPS}: it is damaged; pass --max-steps or retrain")
+        return {"steps": steps, "why": why}
+    if not 1 <= cfg.max_steps <= LONGEST_STEPS:
+        raise ToolkitError(f"--max-steps {cfg.max_steps}: must be in 1..{LONGEST_STEPS} (the longest episode a "
+                           f"TaskEnv runs); leave it out for the checkpoint's horizon")
+    return {"steps": int(cfg.max_steps),
+            "why": f"--max-steps; the checkpoint's is {steps}" if valid else "--max-steps"}
 
 
 # --------------------------------------------------------------------- workers
@@ -178,6 +200,7 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> dict:
         raise ToolkitError(f"--workers must be at least 1, got {cfg.workers}")
     ckpt_path, checkpoint = open_checkpoint(cfg.ckpt)
     inference = _inference_kwargs(cfg, checkpoint)
+    horizon = _horizon(cfg, checkpoint, ckpt_path)
     dataset = checkpoint["dataset"]
     trained_task = dataset["task"]
     task = cfg.task or trained_task
@@ -219,7 +242,7 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> dict:
             videos = 0
 
     groups = _shard_groups(cfg.episodes, cfg.batch_size, cfg.shard)
-    job = {"ckpt": str(ckpt_path), "inference": inference, "task": task, "max_steps": cfg.max_steps,
+    job = {"ckpt": str(ckpt_path), "inference": inference, "task": task, "max_steps": horizon["steps"],
            "batch_size": cfg.batch_size, "seeds": [s.seed for s in spawns],
            "candidates": [s.candidate.tolist() for s in spawns], "videos": videos, "camera": cfg.camera,
            "video_size": cfg.video_size, "video_dir": str(video_dir), "sheet": True}
@@ -234,6 +257,7 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> dict:
         "task": task,
         "trained_task": trained_task,
         "inference": inference,
+        "horizon": horizon,
         "seed": cfg.seed,
         "shard": cfg.shard or None,
         "elapsed_s": elapsed,

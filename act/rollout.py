@@ -61,6 +61,10 @@ def rollout(policy, task: str, spawns: list[Spawn], *, max_steps: int = 500, bat
     if own_envs:
         envs = [TaskEnv(task, cameras=cameras, max_steps=max_steps)
                 for _ in range(min(batch_size, len(spawns)))]
+    elif any(env.max_steps < max_steps for env in envs):
+        # An environment truncates at its own limit: episodes would end early without a word.
+        raise ValueError(f"rollout of {max_steps} steps on environments limited to "
+                         f"{min(env.max_steps for env in envs)}: build them with max_steps={max_steps}")
     try:
         results = []
         for start in range(0, len(spawns), len(envs)):

@@ -11,6 +11,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from teleop.env import LONGEST_STEPS
 from teleop.errors import ToolkitError
 
 # Fields of ACTConfig that come from the data, not from flags.
@@ -78,8 +79,10 @@ class TrainConfig:
     """Steps between rollouts on random spawns (success rate logged beside the losses); 0: off."""
     eval_episodes: int = 10
     """Rollouts per evaluation, on spawns disjoint from the training seeds."""
-    eval_max_steps: int = 500
-    """Step limit of an evaluation rollout (MetaWorld's horizon is 500)."""
+    eval_max_steps: int | None = None
+    """Step limit of an evaluation rollout. Unset: the horizon the checkpoint stores for act-eval, 1.5x the
+    longest training demo and at least MetaWorld's 500 (act.config.evaluation_horizon): a policy trained
+    on slow demos acts at their pace."""
     eval_temporal_ensemble: float | None = None
     """Temporal-ensembling weight k of evaluation rollouts (0: plain mean of the live chunks). Unset: the
     inference the checkpoint stores for act-eval (open-loop chunks of 5 for scripted demos, ensembling
@@ -119,10 +122,12 @@ class TrainConfig:
             raise ToolkitError("--data: pass at least one folder of episodes")
         if not self.out:
             raise ToolkitError("--out: name the run folder, e.g. --out runs/pp50")
-        for name in ("steps", "batch_size", "val_every", "checkpoint_every", "log_every",
-                     "eval_episodes", "eval_max_steps"):
+        for name in ("steps", "batch_size", "val_every", "checkpoint_every", "log_every", "eval_episodes"):
             if getattr(self, name) < 1:
                 raise ToolkitError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 1")
+        if self.eval_max_steps is not None and not 1 <= self.eval_max_steps <= LONGEST_STEPS:
+            raise ToolkitError(f"--eval-max-steps {self.eval_max_steps}: must be in 1..{LONGEST_STEPS} (the longest "
+                               f"episode a TaskEnv runs); leave it out for the horizon the data calls for")
         for name in ("eval_every", "threads", "workers", "seed", "keep_every"):
             if getattr(self, name) < 0:
                 raise ToolkitError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 0")

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from act.config import ACTConfig, default_inference
+from act.config import ACTConfig, default_inference, evaluation_horizon
 from act.train_config import FINAL_LR_FRACTION, TrainConfig
+from teleop.env import MAX_STEPS
 from teleop.errors import ToolkitError
 
 VAL_SAMPLES = 2048  # a fixed, evenly spread subset keeps validation cheap and deterministic
@@ -66,6 +67,9 @@ class TrainingLoop:
         dataset = data.dataset
         # What act-eval and the rollouts run unless told otherwise, chosen by who recorded the demos.
         self.inference = default_inference(dataset.recorded_by_person, config.chunk_size)
+        # How long act-eval and the rollouts give an episode, set by the pace of the demos.
+        self.horizon = evaluation_horizon(dataset.longest_recorded)
+        self.eval_max_steps = train.eval_max_steps or self.horizon
         self.raw_model = model
         self.model = model  # what takes the gradient steps (DDP-wrapped when distributed)
         if dist.enabled:
@@ -96,6 +100,9 @@ class TrainingLoop:
         train, dist, out = self.train, self.dist, self.out
         if dist.master:
             self._open_logs_and_rollouts()
+            if self.horizon > MAX_STEPS:  # demos slower than MetaWorld's clock: say what evaluation allows
+                print(f"evaluation horizon {self.horizon} steps (covers the longest training demo, "
+                      f"{self.data.dataset.longest_recorded} steps; MetaWorld's is {MAX_STEPS})", flush=True)
         bar = tqdm(total=train.steps, initial=self.start_step, disable=not (train.progress and dist.master),
                    dynamic_ncols=True, desc="act-train", unit="step")
         step = self.start_step
@@ -199,7 +206,7 @@ class TrainingLoop:
         """Success on random spawns; True when it is the best so far (ties: the lower validation loss)."""
         dataset, metrics, last_val = self.data.dataset, self.metrics, self.last_val
         summary = evaluate(self.run_model, self.normalizer, dataset, self.eval_envs, self.eval_spawns, self.train,
-                           self.inference)
+                           self.inference, max_steps=self.eval_max_steps)
         self.model.train()
         rate = summary["success_rate"]
         self.history["eval_step"].append(step)
@@ -207,8 +214,8 @@ class TrainingLoop:
         self.writer.add_scalar("eval/success_rate", rate, step)
         if summary["mean_final_obj_to_target"] is not None:
             self.writer.add_scalar("eval/final_obj_to_target", summary["mean_final_obj_to_target"], step)
-        bar.write(f"step {step}: success {summary['successes']}/{summary['episodes']} on random "
-                  f"spawns, val loss {'-' if last_val is None else f'{last_val:.4f}'}")
+        bar.write(f"step {step}: success {summary['successes']}/{summary['episodes']} on random spawns of up "
+                  f"to {self.eval_max_steps} steps, val loss {'-' if last_val is None else f'{last_val:.4f}'}")
         sys.stdout.flush()  # a piped stdout is block-buffered; progress should show now
         metrics["last_success"] = rate
         best = metrics["best_success"]
@@ -255,6 +262,7 @@ class TrainingLoop:
             "normalizer": self.normalizer.to_dict(),
             "state_spec": self.data.dataset.spec.to_dict(),
             "inference": self.inference,
+            "horizon": self.horizon,
             "train_args": train.to_dict(),
             "dataset": self.data.fingerprint,
             "rng": {"scheme": "torch.manual_seed(step_seed(seed, step, rank)) each step; batches "
@@ -292,7 +300,7 @@ class TrainingLoop:
             self.eval_spawns = evaluation_spawns(dataset.spawn_low, dataset.spawn_high, train.eval_episodes,
                                                  training_seeds=[e.seed for e in dataset.episodes])
             self.eval_envs = [TaskEnv(dataset.task, cameras=self.config.camera_names,
-                                      max_steps=train.eval_max_steps)
+                                      max_steps=self.eval_max_steps)
                               for _ in range(min(10, train.eval_episodes))]
 
     def _close(self) -> None:
@@ -321,7 +329,8 @@ def validation_loss(model, val_set, device: str, batch_size: int = 256) -> float
     return total / len(indices)
 
 
-def evaluate(model, normalizer, dataset, envs, spawns, train: TrainConfig, inference: dict) -> dict:
+def evaluate(model, normalizer, dataset, envs, spawns, train: TrainConfig, inference: dict, *,
+             max_steps: int) -> dict:
     from act.metrics import summarize
     from act.policy import Policy
     from act.rollout import rollout
@@ -329,7 +338,7 @@ def evaluate(model, normalizer, dataset, envs, spawns, train: TrainConfig, infer
     if train.eval_temporal_ensemble is not None:
         inference = {"temporal_ensemble": train.eval_temporal_ensemble, "query_every": None}
     policy = Policy(model, normalizer, dataset.spec, **inference, device=next(model.parameters()).device)
-    results = rollout(policy, dataset.task, spawns, max_steps=train.eval_max_steps, envs=envs)
+    results = rollout(policy, dataset.task, spawns, max_steps=max_steps, envs=envs)
     return summarize([r.to_dict() for r in results])
 
 

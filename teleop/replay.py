@@ -37,7 +37,9 @@ class ReplayReport:
 def replay(path: str | Path, *, video: str | Path | None = None, camera: str = "corner2",
            video_size: int = 480) -> ReplayReport:
     episode = read_episode(path)
-    env = TaskEnv(episode.task, max_steps=MAX_STEPS)
+    # A person's demo may run past MetaWorld's 500 steps (recorded with a longer step limit): give the
+    # replay room for every recorded step; the limit changes nothing else in the simulation.
+    env = TaskEnv(episode.task, max_steps=max(MAX_STEPS, episode.num_steps))
     writer = None
     try:
         if video is not None:

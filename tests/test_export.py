@@ -31,9 +31,9 @@ def merged(tmp_path_factory):
 
 def _final_obs_reference(episode):
     """The observation after the last action, by a plain replay."""
-    from teleop.env import TaskEnv
+    from teleop.env import MAX_STEPS, TaskEnv
 
-    with TaskEnv(episode.task) as env:
+    with TaskEnv(episode.task, max_steps=max(MAX_STEPS, episode.num_steps)) as env:
         env.reset(rand_vec=episode.rand_vec)
         for action in episode.action:
             obs, *_ = env.step(action)
@@ -97,3 +97,23 @@ def test_export_refuses_duplicates_and_a_wrong_output_name(merged, tmp_path):
         assert len(f["data"]) == 2 and json.loads(f["data"].attrs["env_args"])["env_name"] == "push-v3"
     res = run_cli("teleop.cli", "export", "--format", "robomimic", str(merged), str(tmp_path / "out.txt"))
     assert res.returncode == 2 and "must end in .hdf5" in res.stderr
+
+
+def test_an_episode_longer_than_metaworlds_500_steps_replays_and_exports_exactly(tmp_path):
+    # A slow demo recorded with a longer step limit (the scripted expert succeeds, then holds until it).
+    from devices.scripted import ScriptedExpert
+    from teleop.collect import record_headless
+    from teleop.replay import replay
+
+    (path,) = record_headless(ScriptedExpert("push-v3"), task="push-v3", episodes=1, out=tmp_path / "slow",
+                              seed=3, max_steps=510, hold_steps=10_000, progress=False)
+    episode = read_episode(path)
+    assert episode.num_steps == 510
+    report = replay(path)
+    assert report.exact and report.steps == 510, report
+    out = tmp_path / "slow.hdf5"
+    res = run_cli("teleop.cli", "export", "--format", "robomimic", str(tmp_path / "slow"), str(out), "--quiet")
+    assert res.returncode == 0, res.stderr
+    with h5py.File(out, "r") as f:
+        assert json.loads(f["data"].attrs["env_args"])["env_kwargs"]["max_episode_steps"] == 510
+        np.testing.assert_array_equal(f["data/demo_0/next_obs/state"][-1], _final_obs_reference(episode))

@@ -106,11 +106,14 @@ def export_robomimic(sources, out: str | os.PathLike, *, task: str | None = None
     names = [f"demo_{i}" for i in range(len(chosen))]
     train, valid = split_train_valid(names, valid_fraction, split_seed)
     first = chosen[0]
+    # MetaWorld's horizon, or the longest episode exported when a person's demo ran past it (recorded with
+    # a longer step limit): every demo must replay in full to rebuild its last observation.
+    max_episode_steps = max(MAX_STEPS, *(int(e["num_steps"]) for e in chosen))
     env_args = {"env_name": task, "type": GYM_ENV_TYPE,
                 "env_kwargs": {"benchmark": "metaworld", "goal_observable": True, "control_hz": float(first["control_hz"]),
-                               "max_episode_steps": MAX_STEPS, "toolkit": "teleop-act",
+                               "max_episode_steps": max_episode_steps, "toolkit": "teleop-act",
                                "versions": first.get("versions", {})}}
-    env = TaskEnv(task, max_steps=MAX_STEPS)
+    env = TaskEnv(task, max_steps=max_episode_steps)
     operators: dict[str, list[str]] = {}
     total = 0
     try:

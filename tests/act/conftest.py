@@ -36,3 +36,18 @@ def push_demo(tmp_path_factory):
     record_headless(ScriptedExpert("push-v3"), task="push-v3", episodes=1, out=out, seed=0,
                     keep_failures=True, max_steps=20, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def long_demo_data(tmp_path_factory):
+    """pick-place-v3: one 520-step episode (a slow demo, recorded with a longer step limit: the scripted expert
+    succeeds, then holds until the limit) and two short ones (about 70 steps)."""
+    from devices.scripted import ScriptedExpert
+    from teleop.collect import record_headless
+
+    out = tmp_path_factory.mktemp("long_demo")
+    record_headless(ScriptedExpert("pick-place-v3"), task="pick-place-v3", episodes=1, out=out, seed=900,
+                    max_steps=520, hold_steps=10_000, progress=False)
+    record_headless(ScriptedExpert("pick-place-v3"), task="pick-place-v3", episodes=2, out=out, seed=910,
+                    progress=False)
+    return out

@@ -69,8 +69,10 @@ def test_run_writes_checkpoints_png_tensorboard(tiny_run, pick_place_demos):
     checkpoint = load(out / "latest.pt")
     from act.checkpoint import CHECKPOINT_KEYS
 
-    # the default --ema keeps both weight sets; "inference" is act-eval's default way to run the chunks
-    assert set(checkpoint) == {*CHECKPOINT_KEYS, "train_model", "inference"}
+    # the default --ema keeps both weight sets; "inference" is act-eval's default way to run the chunks,
+    # "horizon" its step limit: the scripted expert's short demos keep MetaWorld's 500
+    assert set(checkpoint) == {*CHECKPOINT_KEYS, "train_model", "inference", "horizon"}
+    assert checkpoint["horizon"] == 500 and type(checkpoint["horizon"]) is int
     assert checkpoint["step"] == 20 and checkpoint["config"]["chunk_size"] == 5
     assert load(out / "step_000010.pt")["step"] == 10
     assert checkpoint["history"]["step"] == [5, 10, 15, 20]
@@ -79,7 +81,7 @@ def test_run_writes_checkpoints_png_tensorboard(tiny_run, pick_place_demos):
     assert fingerprint["task"] == "pick-place-v3" and len(fingerprint["episodes"]) == 6
     assert len(fingerprint["val_files"]) == 2 and not set(fingerprint["val_files"]) & set(fingerprint["train_files"])
     first = fingerprint["episodes"][0]
-    assert set(first) == {"file", "seed", "num_steps", "rand_vec", "object_init_pos"}
+    assert set(first) == {"file", "seed", "num_steps", "recorded_steps", "rand_vec", "object_init_pos"}
     assert not any(k.startswith("module.") for k in checkpoint["model"])
 
     # A second run into the same folder must not clobber it.
