@@ -9,7 +9,7 @@ these names, so a binding file reads the same whatever the device:
 - gripper: ``gripper_toggle``, ``gripper_open``, ``gripper_close``;
 - discrete events: the values of :class:`devices.base.Event`
   (``toggle_record``, ``discard``, ``reset``, ``pause``, ``quit``,
-  ``mark_success``, ``keep``).
+  ``mark_success``, ``keep``, ``step``, ``slower``, ``faster``).
 
 The gripper is latched here, in the driver, and every Command carries the
 absolute target (-1 open, +1 closed). A toggle also puts
@@ -89,7 +89,7 @@ def events_for(actions: Iterable[str], gripper_changed: bool) -> frozenset[Event
 # Short descriptions for on-screen help.
 ACTION_TEXT = {
     "+x": "move right", "-x": "move left",
-    "+y": "move away", "-y": "move toward you",
+    "+y": "move up the screen", "-y": "move down the screen",
     "+z": "move up", "-z": "move down",
     "+rx": "tilt forward", "-rx": "tilt back",
     "+ry": "roll right", "-ry": "roll left",
@@ -104,5 +104,44 @@ ACTION_TEXT = {
     "mark_success": "mark success",
     "reset": "reset to a new spawn",
     "pause": "pause / resume",
+    "step": "one step while paused",
+    "slower": "slower",
+    "faster": "faster",
     "quit": "quit",
 }
+ROTATION_ACTIONS = frozenset(a for a in MOTION_ACTIONS if a[1] == "r")
+
+# The on-screen help: each line lists several bindings as "keys: what", joined by "  ".
+# Motion on one axis shares an entry ("W/S: up/down the screen").
+HELP_LINES = (
+    ((("+y", "-y"), "up/down the screen"), (("-x", "+x"), "left/right")),
+    ((("+z", "-z"), "raise/lower"), (("precision",), "fine")),
+    ((("+rz", "-rz"), "turn left/right"), (("+rx", "-rx"), "tilt"), (("+ry", "-ry"), "roll")),
+    ((("gripper_toggle",), "gripper"), (("gripper_open",), "open"), (("gripper_close",), "close"),
+     (("toggle_record",), "start/stop")),
+    ((("keep",), "keep"), (("discard",), "retry spawn"), (("reset",), "new spawn")),
+    ((("pause",), "pause"), (("step",), "one step"), (("slower", "faster"), "speed"),
+     (("mark_success",), "mark done")),
+    ((("quit",), "quit"),),
+)
+
+
+def help_lines(label_for: dict[str, str]) -> list[str]:
+    """The on-screen help from a device's label for each bound action (a key, a button, a stick).
+
+    Entries whose actions are not all bound are left out: the help never lists a control that
+    does nothing. Two actions with the same label (a stick's two directions) show it once.
+    """
+    lines = []
+    for entries in HELP_LINES:
+        parts: list[tuple[str, str]] = []  # (label, text)
+        for actions, text in entries:
+            if all(a in label_for for a in actions):
+                label = "/".join(dict.fromkeys(label_for[a] for a in actions))
+                if parts and parts[-1][0] == label:  # one stick for both axes: "Left stick: up/down, left/right"
+                    parts[-1] = (label, f"{parts[-1][1]}, {text}")
+                else:
+                    parts.append((label, text))
+        if parts:
+            lines.append("  ".join(f"{label}: {text}" for label, text in parts))
+    return lines

@@ -30,6 +30,9 @@ class Event(str, enum.Enum):
     QUIT = "quit"  # leave; every kept episode stays on disk
     MARK_SUCCESS = "mark_success"  # the operator says the task is done
     KEEP = "keep"  # keep the episode that just ended
+    STEP = "step"  # while paused: advance the simulation by one control step
+    SLOWER = "slower"  # run the simulation slower (a smaller fraction of real time)
+    FASTER = "faster"  # run the simulation faster (up to real time)
     GRIPPER_TOGGLE = "gripper_toggle"  # open/close the gripper
     # Sent once, on the tick a device goes away (unplugged). Not PAUSE: PAUSE
     # toggles, so it would un-pause a session the operator had already paused.

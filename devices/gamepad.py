@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Optional
 
 from devices.actions import (
-    ACTION_TEXT,
     EVENT_ACTIONS,
     GRIPPER_ACTIONS,
     MOTION_ACTIONS,
     GripperLatch,
     clip_unit,
     events_for,
+    help_lines,
     motion_axis,
 )
 from devices.base import Command, Device, DeviceError, Event
@@ -402,15 +402,20 @@ class GamepadDevice(Device):
         self._status = "closed"
 
     def bindings_help(self) -> list[str]:
-        """Lines for the on-screen help, with the pad's own button labels."""
+        """Short lines for the on-screen help, with the pad's own button labels.
+
+        A stick bound to a motion moves both ways along it, so "Left stick" covers +y and -y.
+        """
         layout = self.layout or LAYOUTS["generic"]
-        lines = []
+        label_for: dict[str, str] = {}
         for control, action in self.bindings.items():
             label = layout.labels.get(control, control)
-            if control in STICKS:
-                label += " " + {"leftx": "right", "rightx": "right", "lefty": "down", "righty": "down"}[control]
-            lines.append(f"{label}: {ACTION_TEXT[action]}")
-        return lines
+            if control in STICKS and action in MOTION_ACTIONS:
+                for signed in ("+" + action[1:], "-" + action[1:]):
+                    label_for.setdefault(signed, label)
+            else:
+                label_for.setdefault(action, label)
+        return help_lines(label_for)
 
     @property
     def connected(self) -> bool:

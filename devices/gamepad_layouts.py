@@ -41,13 +41,15 @@ RAW_SOURCE = re.compile(r"^(a\d+|b\d+|h\d+\.(1|2|4|8))$")
 # SDL's y grows toward the operator), so pushing the left stick up gives -lefty
 # -> "+y" (away). Triggers and buttons may bind any action; a trigger bound to
 # a gripper or event action fires when it crosses the threshold.
+# MetaWorld's actions have no rotation, so the right stick's x axis is left unbound.
 DEFAULT_PAD_BINDINGS: dict[str, str] = {
     "leftx": "+x",
     "lefty": "-y",
     "righty": "-z",
-    "rightx": "-rz",
     "dpup": "+z",
     "dpdown": "-z",
+    "dpleft": "slower",
+    "dpright": "faster",
     "lefttrigger": "gripper_open",
     "righttrigger": "gripper_close",
     "a": "gripper_toggle",

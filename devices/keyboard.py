@@ -25,6 +25,7 @@ from typing import Callable, Iterable, Mapping, Optional
 
 from devices.actions import (
     EVENT_ACTIONS,
+    help_lines,
     GRIPPER_ACTIONS,
     MOTION_ACTIONS,
     GripperLatch,
@@ -35,12 +36,11 @@ from devices.actions import (
 )
 from devices.base import Command, Device, DeviceError
 
-# Key names are pygame's (``pygame.key.name``), lower case.
+# Key names are pygame's (``pygame.key.name``), lower case. MetaWorld's actions have no rotation, so
+# no key turns the gripper by default (the vocabulary still has +rz ..., for a bindings file).
 DEFAULT_KEY_BINDINGS: dict[str, str] = {
     "w": "+y", "s": "-y", "a": "-x", "d": "+x", "r": "+z", "f": "-z",
     "up": "+y", "down": "-y", "left": "-x", "right": "+x",
-    # Right-handed about +z (up): Q turns counter-clockwise seen from above.
-    "q": "+rz", "e": "-rz",
     "left shift": "precision", "right shift": "precision",
     "space": "gripper_toggle",
     "return": "toggle_record", "enter": "toggle_record",
@@ -49,30 +49,10 @@ DEFAULT_KEY_BINDINGS: dict[str, str] = {
     "m": "mark_success",
     "n": "reset",
     "p": "pause",
+    ".": "step",
+    "[": "slower", "]": "faster",
     "escape": "quit",
 }
-
-# Order and wording of the on-screen help; motion pairs share one line.
-_HELP_LINES = (
-    (("+y", "-y"), "away / toward you"),
-    (("-x", "+x"), "left / right"),
-    (("+z", "-z"), "up / down"),
-    (("+rz", "-rz"), "turn left / right"),
-    (("+rx", "-rx"), "tilt forward / back"),
-    (("+ry", "-ry"), "roll right / left"),
-    (("precision",), "hold for fine motion"),
-    (("gripper_toggle",), "open / close gripper"),
-    (("gripper_open",), "open gripper"),
-    (("gripper_close",), "close gripper"),
-    (("toggle_record",), "start / stop recording"),
-    (("discard",), "discard episode, same spawn"),
-    (("keep",), "keep episode"),
-    (("mark_success",), "mark success"),
-    (("reset",), "reset to a new spawn"),
-    (("pause",), "pause / resume"),
-    (("quit",), "quit"),
-)
-
 
 def ramp(held_s: float, ramp_s: float, start_fraction: float) -> float:
     """Speed fraction for a key held ``held_s`` seconds: start_fraction -> 1 over ramp_s."""
@@ -111,22 +91,31 @@ def motion_from_keys(
     return (axes[0], axes[1], axes[2]), (axes[3], axes[4], axes[5])
 
 
+_SHORT_KEY_NAMES = {"return": "Enter", "backspace": "Bksp", "escape": "Esc", "left shift": "Shift",
+                    "right shift": "Shift", "space": "Space"}
+
+
 def _key_label(key: str) -> str:
+    if key in _SHORT_KEY_NAMES:
+        return _SHORT_KEY_NAMES[key]
     return key.upper() if len(key) == 1 else key.title()
 
 
-def bindings_help(bindings: Mapping[str, str] = DEFAULT_KEY_BINDINGS) -> list[str]:
-    """Lines of text for the on-screen help, e.g. ``"W, Up / S, Down: away / toward you"``."""
-    keys_for: dict[str, list[str]] = {}
+def key_labels(bindings: Mapping[str, str] = DEFAULT_KEY_BINDINGS) -> dict[str, str]:
+    """Action -> the label of its first key (``"keep" -> "K"``, ``"toggle_record" -> "Enter"``)."""
+    first_key: dict[str, str] = {}
     for key, action in bindings.items():
-        keys_for.setdefault(action, []).append(_key_label(key))
-    lines = []
-    for actions, text in _HELP_LINES:
-        if not any(a in keys_for for a in actions):
-            continue
-        labels = " / ".join(", ".join(keys_for.get(a, ["-"])) for a in actions)
-        lines.append(f"{labels}: {text}")
-    return lines
+        first_key.setdefault(action, _key_label(key))
+    return first_key
+
+
+def bindings_help(bindings: Mapping[str, str] = DEFAULT_KEY_BINDINGS) -> list[str]:
+    """Short lines for the on-screen help, e.g. ``"W/S: up/down the screen  A/D: left/right"``.
+
+    Each action shows its first key (the others, e.g. the arrow keys, work too); actions
+    nothing is bound to are left out, so the help never lists a key that does nothing.
+    """
+    return help_lines(key_labels(bindings))
 
 
 class KeyboardDevice(Device):
@@ -168,6 +157,7 @@ class KeyboardDevice(Device):
         self._clock = clock
         self._held: dict[str, float] = {}
         self._pending: list[str] = []
+        self._step_presses = 0
         self._gripper = GripperLatch()
         self._pygame = None
 
@@ -204,6 +194,7 @@ class KeyboardDevice(Device):
                 action = self.bindings.get(key)
                 if action in EVENT_ACTIONS or action in GRIPPER_ACTIONS:
                     self._pending.append(action)
+                self._step_presses += action == "step"
             elif event.type == pygame.KEYUP:
                 self._held.pop(pygame.key.name(event.key).lower(), None)
             elif event.type == pygame.WINDOWFOCUSLOST:
@@ -223,9 +214,19 @@ class KeyboardDevice(Device):
         changed = self._gripper.apply(actions)
         return Command(translation, rotation, self._gripper.target, events_for(actions, changed))
 
+    def take_step_presses(self) -> int:
+        """How many times the ``step`` key went down since the last call.
+
+        A command's events are a set, so presses faster than the control rate would merge; the
+        live window counts them here and runs one paused step for each.
+        """
+        presses, self._step_presses = self._step_presses, 0
+        return presses
+
     def reset(self) -> None:
         self._gripper.reset()
         self._pending.clear()
+        self._step_presses = 0
 
     def close(self) -> None:
         self._held.clear()

@@ -11,7 +11,7 @@ from devices.base import Device, DeviceError
 from devices.discovery import format_devices, guid_vid_pid, list_devices, list_gamepads, list_spacemice
 from devices.registry import DEVICE_FACTORIES, make_device, register_device
 from devices.spacemouse import LAYOUTS, UDEV_RULES
-from test_spacemouse_device import COMPACT, FakeHid
+from devices.stand_ins import COMPACT, FakeHid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

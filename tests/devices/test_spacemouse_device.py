@@ -1,11 +1,10 @@
 """SpaceMouse decoding and device behaviour against a fake hidapi that replays report bytes."""
 
-import struct
-
 import pytest
 
 from devices.actions import ALL_ACTIONS
 from devices.base import DeviceError, Event
+from devices.stand_ins import COMPACT, END_OF_TICK, ENTERPRISE, PRO, READ_ERROR, WIRELESS, FakeHid, buttons, report
 from devices.spacemouse import (
     LAYOUTS,
     SpaceMouseDevice,
@@ -14,88 +13,6 @@ from devices.spacemouse import (
     find_spacemice,
     to_view,
 )
-
-COMPACT = (0x256F, 0xC635)  # split reports, two buttons
-WIRELESS = (0x256F, 0xC62E)  # combined report, two buttons
-PRO = (0x046D, 0xC62B)  # split reports, numbered keys
-ENTERPRISE = (0x256F, 0xC633)  # combined report, numbered keys
-
-
-def report(report_id, *values):
-    """A report as hidapi returns it: id byte, then little-endian int16 values."""
-    return [report_id] + list(struct.pack("<%dh" % len(values), *values))
-
-
-def buttons(*byte_values):
-    return [3] + list(byte_values)
-
-
-READ_ERROR = object()  # the fake raises OSError, as hidapi does when the device is unplugged
-END_OF_TICK = object()  # the fake returns [] once: "nothing pending"
-
-
-class FakeHid:
-    """Shaped like the ``hid`` module: enumerate() and device()."""
-
-    def __init__(self, *ids, denied=()):
-        self.plugged = {}
-        for n, (vid, pid) in enumerate(ids):
-            self.plug(vid, pid, path=f"/dev/hidraw{n}".encode())
-        self.denied = set(denied)
-        self.queues = {}
-        self.opened = []
-
-    def plug(self, vid, pid, path, serial="S1"):
-        self.plugged[path] = {
-            "path": path, "vendor_id": vid, "product_id": pid, "serial_number": serial,
-            "usage_page": 1, "usage": 8, "interface_number": 0, "product_string": "fake",
-        }
-
-    def unplug(self, path):
-        del self.plugged[path]
-
-    def feed(self, path, *items):
-        self.queues.setdefault(path, []).extend(items)
-
-    def enumerate(self, vendor_id=0, product_id=0):
-        return list(self.plugged.values())
-
-    def device(self):
-        return FakeHandle(self)
-
-
-class FakeHandle:
-    def __init__(self, hid):
-        self.hid, self.path, self.nonblocking = hid, None, False
-
-    def open_path(self, path):
-        if path not in self.hid.plugged:
-            raise OSError("open failed")
-        if path in self.hid.denied:
-            raise OSError("open failed")
-        self.path = path
-        self.hid.opened.append(path)
-
-    def set_nonblocking(self, flag):
-        self.nonblocking = bool(flag)
-
-    def read(self, size):
-        assert self.nonblocking, "the device must never block the control loop"
-        if self.path not in self.hid.plugged:
-            raise OSError("read error")
-        queue = self.hid.queues.setdefault(self.path, [])
-        if not queue:
-            return []
-        item = queue.pop(0)
-        if item is READ_ERROR:
-            raise OSError("read error")
-        if item is END_OF_TICK:
-            return []
-        return list(item)
-
-    def close(self):
-        self.path = None
-
 
 def open_device(hid, **kwargs):
     device = SpaceMouseDevice(hid_api=hid, deadzone=0.0, **kwargs)
