@@ -43,7 +43,7 @@ def cmd_record(args) -> int:
             make_device(args.device, task=args.task, **options), task=args.task, episodes=args.episodes, out=out,
             seed=args.seed,
             spawn=args.spawn, cameras=_cameras(args.cameras), image_size=args.image_size,
-            keep_failures=args.keep_failures, hold_steps=args.hold_steps, max_steps=args.max_steps,
+            keep_failures=args.keep_failures, hold_steps=args.hold_steps, max_steps=500 if args.max_steps is None else args.max_steps,
             operator=args.operator, session=args.session, progress=not args.quiet)
         print(f"recorded {len(written)} episodes of {args.task} in {time.perf_counter() - started:.1f} s -> {out}")
         _warn_if_degenerate(out)
@@ -124,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--image-size", type=int, default=128, help="recorded image side in pixels")
     rec.add_argument("--keep-failures", action="store_true", help="keep failed episodes (marked success=False)")
     rec.add_argument("--hold-steps", type=int, default=10, help="steps recorded after the first success")
-    rec.add_argument("--max-steps", type=int, default=500, help="step limit per episode (MetaWorld's horizon is 500)")
+    rec.add_argument("--max-steps", type=int,
+                     help="step limit per episode (default: 500, MetaWorld's horizon, for the scripted devices; "
+                          "2000 for a person at keyboard, gamepad or spacemouse; at most 48000)")
     rec.add_argument("--operator", default="", help="operator name stored in each episode")
     rec.add_argument("--session", default="", help="session name stored in each episode")
     rec.add_argument("--quiet", action="store_true", help="no progress bar")

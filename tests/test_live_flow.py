@@ -136,3 +136,69 @@ def test_every_unkept_reset_says_why_and_sessions_drop_failed_keeps():
     session.stepped(success=True, truncated=False)
     assert session.phase == Phase.REVIEW
     assert session.decide([Event.KEEP], moved=False).keep and session.kept == 1
+
+
+def test_step_while_paused_runs_one_step_per_press_and_can_start_the_episode():
+    flow = EpisodeFlow(1, hold_steps=0)
+    flow.decide([Event.PAUSE], moved=False)  # paused before anything was recorded
+    first = flow.decide([Event.STEP], moved=False)
+    assert first.start and first.step and flow.phase == Phase.PAUSED  # the recording starts with that step
+    flow.stepped(success=False, truncated=False)
+    assert flow.decide([], moved=True).step is False  # motion alone does nothing while paused
+    again = flow.decide([Event.STEP], moved=False)
+    assert again.step and not again.start and flow.phase == Phase.PAUSED
+    flow.stepped(success=False, truncated=False)
+    flow.decide([Event.PAUSE], moved=False)
+    assert flow.phase == Phase.RECORDING and flow.steps == 2
+    recording = EpisodeFlow(1, hold_steps=0)
+    recording.decide([], moved=True)
+    recording.decide([Event.PAUSE], moved=False)
+    assert recording.decide([Event.STEP], moved=False).step and recording.phase == Phase.PAUSED
+
+
+def test_a_failure_is_not_kept_by_keep_or_enter_unless_failures_are_kept():
+    for event in (Event.KEEP, Event.TOGGLE_RECORD):
+        flow = EpisodeFlow(1, hold_steps=0, keep_failures=False)
+        flow.decide([], moved=True)
+        flow.stepped(success=False, truncated=True)  # the step limit
+        assert flow.phase == Phase.REVIEW and flow.ended.reason == "step limit" and not flow.keepable
+        refused = flow.decide([event], moved=False)
+        assert not refused.keep and not refused.quit and refused.dropped == "failed" and flow.kept == 0
+    kept = EpisodeFlow(1, hold_steps=0, keep_failures=True)
+    kept.decide([], moved=True)
+    kept.stepped(success=False, truncated=True)
+    assert kept.keepable and kept.decide([Event.KEEP], moved=False).keep
+    marked = EpisodeFlow(1, hold_steps=0, keep_failures=False)
+    marked.decide([], moved=True)
+    marked.decide([Event.MARK_SUCCESS], moved=False)  # the operator's word counts as success
+    assert marked.keepable and marked.decide([Event.KEEP], moved=False).keep
+
+
+def test_speed_steps_through_the_range_and_stays_inside_it():
+    from teleop.live.control_loop import SPEED_RANGE, next_speed
+
+    assert next_speed(0.5, faster=True) == 0.7 and next_speed(0.5, faster=False) == 0.35
+    assert next_speed(SPEED_RANGE[1], faster=True) == SPEED_RANGE[1]
+    assert next_speed(SPEED_RANGE[0], faster=False) == SPEED_RANGE[0]
+    assert next_speed(0.42, faster=True) == 0.5  # a value set by --speed joins the ladder
+
+
+def test_timing_line_without_any_measurement_says_so_instead_of_nan():
+    from teleop.live.timing import LoopStats
+
+    line = LoopStats().format()
+    assert "nan" not in line and "no input reached the simulator" in line
+
+
+def test_scheduler_period_can_change_on_the_fly():
+    now = [0.0]
+
+    def sleep(seconds):  # a fake clock: sleeping moves it on (the spin's sleep(0) by a tick)
+        now[0] += max(seconds, 1e-4)
+
+    scheduler = DeadlineScheduler(0.0125, clock=lambda: now[0], sleep=sleep)
+    scheduler.wait()
+    scheduler.set_period(0.025)  # half speed
+    start = now[0]
+    deadline, _ = scheduler.wait()
+    assert deadline == pytest.approx(start + 0.025)

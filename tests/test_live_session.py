@@ -128,7 +128,7 @@ def first_run(c, log):
 
 
 def test_keyboard_session_keeps_discards_quits_and_resumes_to_the_planned_episodes(tmp_path):
-    from teleop.live.hud import banner, hud_lines
+    from teleop.live.hud import hud_lines, prompt
 
     plan = tmp_path / "plan.toml"
     plan.write_text(PLAN)
@@ -142,7 +142,7 @@ def test_keyboard_session_keeps_discards_quits_and_resumes_to_the_planned_episod
     assert seed == log["seed1"] and attempt == 2  # a discard re-records the same spawn, as a new attempt
     assert entry["steps"] >= 10 and entry["operator"] == "alice"
     hud = log["reminder_hud"]
-    assert banner(hud)[0] == "time for a break (P)"
+    assert prompt(hud)[0] == hud.reminder and hud.reminder.startswith("Break time")
     texts = [text for text, _, _ in hud_lines(hud)]
     assert "session kb-reach: task 1 of 1" in texts and "operator alice" in texts
     assert "kept 1/2 here, 1/2 in all" in texts

@@ -1,18 +1,14 @@
 """The live window loop under SDL's dummy video driver: real threads, real pygame events, real files."""
 
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
 from cli_helpers import run_cli
+from devices.stand_ins import COMPACT, FakeHid, report  # the fake hidapi that replays reports
 from teleop.episode import episode_files, read_episode
 from teleop.replay import replay
-
-sys.path.insert(0, str(Path(__file__).parent / "devices"))
-from test_spacemouse_device import COMPACT, FakeHid, report  # noqa: E402 - the fake hidapi that replays reports
 
 
 def test_scripted_show_records_through_the_live_loop_and_replays_exactly(tmp_path):
@@ -55,6 +51,12 @@ class Operator(threading.Thread):
                                              f"(phase {self.control.flow.phase}, steps {self.control.flow.steps})")
                     time.sleep(0.005)
                 self.log[name] = action(self.control)
+            # The script is over: the loop should have ended by now; never let a test hang on it.
+            end = time.time() + 15
+            while self.control.flow.phase.value != "done" and time.time() < end:
+                time.sleep(0.05)
+            if self.control.flow.phase.value != "done":
+                raise AssertionError(f"the window did not close after the script (phase {self.control.flow.phase})")
         except BaseException as error:  # noqa: BLE001 - reported by the test
             self.failure = error
             pygame.event.post(pygame.event.Event(pygame.QUIT))
@@ -71,8 +73,11 @@ def hand(control):
 
 
 def run_with(device, script, tmp_path, **config):
+    """Run the live loop with ``script`` played against it. These tests keep episodes that end
+    without success (they test the loop, not a task), so failures are kept unless a test says not."""
     from teleop.live.window import LiveConfig, run_live
 
+    config.setdefault("keep_failures", True)
     operator = Operator(script)
 
     def start(control):
@@ -117,7 +122,9 @@ def test_keyboard_d_moves_the_arm_right_in_the_view_and_the_episode_is_kept(tmp_
     assert episode.attrs["device"] == "keyboard" and episode.attrs["end_reason"] == "ended by the operator"
     assert not episode.succeeded
     actions = episode.action[:60, :3]
-    assert np.all(actions @ right > 0.2)  # every recorded action while D was held pushes right
+    # Every recorded action while D was held pushes right (the mocap target leads the hand by at most
+    # a centimetre, so an action is the hand's pace, not a full 1 cm step: teleop/mapping.py).
+    assert np.all(actions @ right > 0.01) and (actions @ right).mean() > 0.1
     assert replay(result.written[0]).exact
     s = result.stats.summary()
     assert s["latency_n"] >= 2 and s["ticks"] > 80
@@ -196,9 +203,9 @@ def test_spacemouse_unplug_pauses_with_a_notice_and_replug_resumes(tmp_path):
     result, log = run_with(device, script, tmp_path, task="reach-v3", episodes=1)
     assert frozen["after"] <= frozen["steps"] + 1  # nothing stepped during the 0.3 s unplugged
     assert frozen["hud"].device_lost and "unplugged" in frozen["hud"].device_status
-    from teleop.live.hud import banner
+    from teleop.live.hud import badges
 
-    assert "UNPLUGGED" in banner(frozen["hud"])[0]
+    assert any("UNPLUGGED" in text for _, text, _ in badges(frozen["hud"]))
     episode = read_episode(result.written[0])
     assert episode.num_steps >= frozen["after"] + 20
     assert replay(result.written[0]).exact

@@ -13,18 +13,32 @@ import time
 from teleop.errors import ToolkitError
 
 HUMAN_DEVICES = ("keyboard", "gamepad", "spacemouse")
+# Fraction of real time each device's window starts at, chosen with the operator model
+# (benchmarks/operators.py; BENCHMARKS.md "Human pace"). The operator changes it live with [ and ].
+DEFAULT_SPEED = {"keyboard": 0.5, "gamepad": 0.5, "spacemouse": 0.5, "scripted": 1.0}
+# A person's step limit: MetaWorld's 500 steps are 6.25 simulated seconds, a scripted expert's clock.
+HUMAN_MAX_STEPS = 2000
 
 
 def add_live_arguments(rec) -> None:
     live = rec.add_argument_group("live window (--device keyboard|gamepad|spacemouse, or scripted with --show)")
     live.add_argument("--show", action="store_true", help="show the scripted expert in the live window")
-    live.add_argument("--camera", default="corner",
-                      help="the view you watch; motion keys/sticks move the arm in its frame (default corner)")
-    live.add_argument("--second-camera", help="optional picture-in-picture camera, e.g. gripperPOV")
-    live.add_argument("--view-size", type=int, default=400,
-                      help="scene image side in pixels (400: 30+ fps with software GL on 2 cores)")
+    live.add_argument("--camera", default="operator",
+                      help="the view you watch; keys/sticks move the arm in its frame (default operator: a close "
+                           "view from the table's corner; any MetaWorld camera works, see `teleop record --help`)")
+    live.add_argument("--second-camera", default="gripperPOV",
+                      help="second view in the side panel (default gripperPOV: looking down from the gripper); "
+                           "'none' for none")
+    live.add_argument("--view-size", type=int, default=560,
+                      help="scene side in pixels at start (the window can be resized; 560: 40 fps on 2 cores)")
     live.add_argument("--fps", type=float, default=40.0, help="display frame-rate cap")
-    live.add_argument("--hold-s", type=float, default=0.5, help="seconds recorded after the first success")
+    live.add_argument("--hold-s", type=float, default=0.5,
+                      help="simulated seconds recorded after the first success")
+    live.add_argument("--speed", type=float,
+                      help="simulated seconds per wall-clock second, 0.1-1.0 (default: keyboard, gamepad and "
+                           "spacemouse 0.5, scripted 1.0); [ and ] change it while recording")
+    live.add_argument("--practice", action="store_true",
+                      help="try the task without recording: nothing is saved and there is no step limit")
     live.add_argument("--sensitivity", type=float,
                       help="scale device motion (0.05..5); saved for this device in the settings file")
     live.add_argument("--invert", help="invert view axes, e.g. x,y (or 'none'); saved for this device")
@@ -79,6 +93,20 @@ def record_live(args, out: str) -> int:
     if args.cameras:
         raise ToolkitError("--cameras records images in headless scripted runs only; live episodes store the "
                            "MuJoCo state every step, so render views afterwards (`teleop replay --video`)")
+    settings, saved_to = resolve(args.device, sensitivity=args.sensitivity, invert=args.invert,
+                                 save=not args.no_save_settings)
+    if saved_to:
+        print(f"{args.device} settings ({describe(settings)}) saved to {saved_to}")
+    second = None if (args.second_camera or "").lower() in ("", "none") else args.second_camera
+    human = args.device in HUMAN_DEVICES
+    config = LiveConfig(
+        task=args.task, episodes=args.episodes, out=out, seed=args.seed, spawn=args.spawn, camera=args.camera,
+        second_camera=second, view_size=args.view_size, fps=args.fps, hold_s=args.hold_s,
+        max_steps=args.max_steps if args.max_steps is not None else (HUMAN_MAX_STEPS if human else 500),
+        speed=args.speed if args.speed is not None else DEFAULT_SPEED.get(args.device, 1.0),
+        practice=args.practice, keep_failures=args.keep_failures, operator=args.operator, session=args.session,
+        settings=settings,
+        settings_text=describe(settings) if args.device != "scripted" else "").check()
     if args.device == "scripted":
         device = make_device("scripted", task=args.task)
     elif args.device in HUMAN_DEVICES:
@@ -89,18 +117,12 @@ def record_live(args, out: str) -> int:
         device = make_device(args.device, **_device_options(args))
     else:
         raise ToolkitError(f"unknown device {args.device!r}: use scripted, {', '.join(HUMAN_DEVICES)}")
-    settings, saved_to = resolve(args.device, sensitivity=args.sensitivity, invert=args.invert,
-                                 save=not args.no_save_settings)
-    if saved_to:
-        print(f"{args.device} settings ({describe(settings)}) saved to {saved_to}")
-    config = LiveConfig(
-        task=args.task, episodes=args.episodes, out=out, seed=args.seed, spawn=args.spawn, camera=args.camera,
-        second_camera=args.second_camera, view_size=args.view_size, fps=args.fps, hold_s=args.hold_s,
-        max_steps=args.max_steps, operator=args.operator, session=args.session, settings=settings,
-        settings_text=describe(settings) if args.device != "scripted" else "")
     started = time.perf_counter()
     result = run_live(device, config)
-    print(f"kept {len(result.written)} episodes of {args.task} in {time.perf_counter() - started:.1f} s -> {out}")
+    if config.practice:
+        print(f"practised {args.task} for {time.perf_counter() - started:.1f} s; nothing was saved")
+    else:
+        print(f"kept {len(result.written)} episodes of {args.task} in {time.perf_counter() - started:.1f} s -> {out}")
     if not args.quiet:
         print(f"timing: {result.stats.format()}", file=sys.stderr)
     return 0

@@ -25,6 +25,11 @@ state for the render thread (:mod:`teleop.live.render`), then show the newest
 finished frame (``present``, a blit and a flip: cheap, and done after the
 tick's work so it never delays the tick itself).
 
+Speed. The simulation keeps MetaWorld's 80 Hz control step (the data stay
+MetaWorld's), but the loop can run it slower than real time: at ``speed`` 0.5
+a tick comes every 25 ms of wall time. The operator changes it live (SLOWER /
+FASTER); each episode stores the speed it started at.
+
 Devices are used from this thread only (the drivers are not thread-safe); they
 read the events drained here, as their docstrings describe.
 """
@@ -49,6 +54,33 @@ from teleop.recorder import EpisodeBuffer
 
 # Device motion below this (fraction of full scale) does not count as "the operator started".
 START_THRESHOLD = 0.05
+# The speeds SLOWER / FASTER step through (fractions of real time).
+SPEEDS = (0.1, 0.15, 0.25, 0.35, 0.5, 0.7, 1.0)
+SPEED_RANGE = (SPEEDS[0], SPEEDS[-1])
+NOTICE_S = 4.0  # how long a one-off notice stays on the HUD
+
+
+def next_speed(speed: float, faster: bool) -> float:
+    """The next of :data:`SPEEDS` above (or below) ``speed``; the end of the range stays."""
+    if faster:
+        return next((s for s in SPEEDS if s > speed + 1e-9), SPEEDS[-1])
+    return next((s for s in reversed(SPEEDS) if s < speed - 1e-9), SPEEDS[0])
+
+
+class PracticeBuffer:
+    """Counts the steps of a practice attempt and stores nothing (practice has no step limit)."""
+
+    def __init__(self):
+        self.t = 0
+
+    def clear(self) -> None:
+        self.t = 0
+
+    def before_step(self, obs) -> None:
+        pass
+
+    def after_step(self, action, reward, success) -> None:
+        self.t += 1
 
 
 def _window_keys(device: Device):
@@ -65,16 +97,25 @@ class ControlLoop:
     """Ticks the environment at 80 Hz, runs the episode flow, records; see the module docstring."""
 
     def __init__(self, env: TaskEnv, device: Device, mapper: ActionMapper, config, source: EpisodeSource,
-                 stats: LoopStats, help_lines: list[str]):
+                 stats: LoopStats, help_lines: list[str], keys: Optional[dict] = None):
         import pygame
 
         self.pygame = pygame
         self.env, self.device, self.mapper, self.config = env, device, mapper, config
         self.source, self.stats = source, stats
         self.help_lines = tuple(help_lines)
+        self.keys = dict(keys or {})  # action -> the control the HUD names for it
+        self.window_size: Optional[tuple[int, int]] = None  # set when the operator resizes the window
         self.flow = EpisodeFlow(source.episodes, hold_steps=config.hold_steps, auto=device.frame == "world",
                                 keep_failures=source.keep_failures)
-        self.buffer = EpisodeBuffer(env)
+        self.buffer = PracticeBuffer() if source.practice else EpisodeBuffer(env)
+        self.speed = float(config.speed)
+        self.scheduler: Optional[DeadlineScheduler] = None
+        self._steps_wanted = 0  # STEP presses not yet run (one paused step per tick)
+        self._episode_speed = self.speed  # the speed the episode in progress started at
+        self._recording_since: Optional[float] = None  # wall time of the episode's first step
+        self.info: Optional[dict] = None  # MetaWorld's info of the last step
+        self.notice, self._notice_until = "", 0.0
         self.window_keys = _window_keys(device)
         self.pending: list = []  # (arrival time, [pygame events]) taken off SDL's queue since the last tick
         # Late input (see the module docstring): its window events and device events, for the next tick's flow.
@@ -102,12 +143,25 @@ class ControlLoop:
         self.device.reset()
         self.mapper.reset()
         self.buffer.clear()
+        self.info = None
+        self._recording_since = None
+        self._steps_wanted = 0
         self._publish_pose()
         return True
 
     def _publish_pose(self) -> None:
         data = self.env.data
-        self.pose = Pose(data.qpos.copy(), data.mocap_pos.copy(), data.mocap_quat.copy())
+        self.pose = Pose(data.qpos.copy(), data.mocap_pos.copy(), data.mocap_quat.copy(), self.obs[36:39].copy())
+
+    def set_speed(self, speed: float) -> None:
+        """Run the simulation at ``speed`` x real time from the next tick on."""
+        self.speed = float(np.clip(speed, *SPEED_RANGE))
+        if self.scheduler is not None:
+            self.scheduler.set_period(1.0 / (CONTROL_HZ * self.speed))
+
+    def say(self, text: str) -> None:
+        """A one-off notice on the HUD, for a few seconds."""
+        self.notice, self._notice_until = text, time.perf_counter() + NOTICE_S
 
     def _keep(self) -> None:
         ended = self.flow.ended
@@ -116,8 +170,18 @@ class ControlLoop:
             operator=self.config.operator, session=self.config.session,
             extra_attrs={"first_success_step": ended.first_success_step or -1, "hostname": socket.gethostname(),
                          "end_reason": ended.reason, "marked_success": ended.marked_success,
-                         "view_camera": self.config.camera})
+                         "view_camera": self.config.camera, "speed": self._episode_speed,
+                         "max_steps": self.env.max_steps, "wall_s": self._wall_s(),
+                         "lead_per_unit": self.mapper.lead_per_unit
+                         if self.device.frame != "world" and self.config.stop_on_release else 0.0})
         self.source.keep(episode)
+
+    def _arm(self):
+        """What the mapper needs to stop the hand where the operator lets go (None: plain actions)."""
+        return self.env.arm_state() if self.config.stop_on_release else None
+
+    def _wall_s(self) -> float:
+        return 0.0 if self._recording_since is None else time.perf_counter() - self._recording_since
 
     # ------------------------------------------------------------------ waiting
     def wait_for_input(self, seconds: float) -> None:
@@ -153,7 +217,7 @@ class ControlLoop:
     def run(self, present: Callable[[], None] = lambda: None) -> None:
         """Tick until the flow says quit (episodes done, QUIT, the window closed); exceptions propagate."""
         clock = time.perf_counter
-        scheduler = DeadlineScheduler(1.0 / CONTROL_HZ, sleep=self.wait_for_input)
+        scheduler = self.scheduler = DeadlineScheduler(1.0 / (CONTROL_HZ * self.speed), sleep=self.wait_for_input)
         stats = self.stats
         while True:
             deadline, woke = scheduler.wait()
@@ -165,13 +229,17 @@ class ControlLoop:
                 self._keep()
             elif decision.dropped:
                 self.source.drop(decision.dropped, self.buffer.t)  # before the reset clears the buffer
+                if decision.dropped == "failed" and not self.flow.auto and not self.source.practice:
+                    self.say("not kept: the episode failed (failures are kept only with --keep-failures)")
             if decision.reset:
                 if not self.reset(decision.reset):  # nothing left to record in this window
                     self.flow.phase = Phase.DONE
                     decision = Decision(quit=True)
                 scheduler.rebase()  # a reset takes ~20 ms; not a missed tick of an episode
             elif decision.step:
-                action = self.mapper(command)
+                if decision.start:
+                    self._episode_speed, self._recording_since = self.speed, clock()
+                action = self.mapper(command, self._arm())
                 if self._reads_window:
                     # get(), not peek(): pygame 2.6's peek() frees the attribute dict of a
                     # posted event that get() hands out later (a use-after-free: seen as segfaults).
@@ -182,7 +250,7 @@ class ControlLoop:
                 stats.apply_delay.append(applied - deadline)
                 self._note_latency(inputs, applied, deadline)
                 self.buffer.before_step(self.obs)
-                self.obs, reward, success, truncated, _ = self.env.step(action)
+                self.obs, reward, success, truncated, self.info = self.env.step(action)
                 self.buffer.after_step(action, reward, success)
                 self.flow.stepped(success, truncated)
                 self._publish_pose()
@@ -200,14 +268,18 @@ class ControlLoop:
         command = self.device.poll()
         self._late_window_events.extend(late)
         self._late_device_events = self._late_device_events | command.events
-        return self.mapper(command)
+        return self.mapper(command, self._arm())
 
     def _decide(self, events) -> tuple[Decision, object]:
+        pg = self.pygame
         extra = set(self._late_device_events)
         window_events = self._late_window_events + list(events)
         self._late_window_events, self._late_device_events = [], frozenset()
-        if any(e.type == self.pygame.QUIT for e in window_events):  # the window's close button
-            extra.add(Event.QUIT)
+        for event in window_events:
+            if event.type == pg.QUIT:  # the window's close button
+                extra.add(Event.QUIT)
+            elif event.type == pg.VIDEORESIZE:
+                self.window_size = (event.w, event.h)
         if self._reads_window:
             self.device.handle_events(events)  # late events were handed over when they came in
         if self.window_keys is not None:
@@ -215,12 +287,30 @@ class ControlLoop:
             extra |= self.window_keys.poll().events
         self.device.observe(self.obs)
         command = self.device.poll()
-        if Event.PAUSE in command.events | extra and self.source.reminder:
+        wanted = command.events | extra
+        if Event.PAUSE in wanted and self.source.reminder:
             self.source.take_break()  # pausing while the break reminder shows acknowledges it
+        if Event.SLOWER in wanted or Event.FASTER in wanted:
+            self.set_speed(next_speed(self.speed, faster=Event.FASTER in wanted))
+            self.say(f"speed {self.speed:.2g}x real time")
+        wanted = self._paused_step(wanted)
         moved = max(abs(v) for v in command.translation) > START_THRESHOLD or (
             command.gripper is not None and command.gripper != self.mapper.gripper)
         present = not self.device.status.startswith("unplugged")
-        return self.flow.decide(command.events | extra, moved=moved, device_present=present), command
+        return self.flow.decide(wanted, moved=moved, device_present=present), command
+
+    def _paused_step(self, wanted: set) -> set:
+        """One STEP per tick while paused, however fast the presses came (they are counted, not merged)."""
+        for keys in (self.device, self.window_keys):
+            if hasattr(keys, "take_step_presses"):
+                self._steps_wanted += keys.take_step_presses()
+        wanted = set(wanted) - {Event.STEP}
+        if self.flow.phase != Phase.PAUSED:
+            self._steps_wanted = 0
+        elif self._steps_wanted:
+            self._steps_wanted -= 1
+            wanted.add(Event.STEP)
+        return wanted
 
     def _note_latency(self, inputs, applied: float, deadline: float) -> None:
         for arrival, batch in inputs:
@@ -235,13 +325,23 @@ class ControlLoop:
                     self.stats.input_latency.append(applied - (posted if posted is not None else arrival))
 
     def _publish_hud(self) -> None:
-        flow, request = self.flow, self.request
+        flow, request, obs = self.flow, self.request, self.obs
         kept, wanted, progress = self.source.hud(flow.kept)
+        info = self.info or {}
+        hand_to_object = float(np.linalg.norm(self.env.hand_pos - obs[4:7]))
+        if self.notice and time.perf_counter() > self._notice_until:
+            self.notice = ""
         self.hud = HudState(
             task=self.env.task, episode=min(kept + 1, wanted), episodes=wanted,
-            phase=flow.phase.value, steps=flow.steps, control_hz=CONTROL_HZ, device=self.device.name,
-            device_status=self.device.status, seed=request.seed, spawn_index=request.index,
+            phase=flow.phase.value, steps=flow.steps, max_steps=self.env.max_steps, control_hz=CONTROL_HZ,
+            speed=self.speed, device=self.device.name, device_status=self.device.status, seed=request.seed,
+            spawn_index=request.index,
             success=flow.first_success is not None and flow.phase in (Phase.RECORDING, Phase.REVIEW, Phase.PAUSED),
             end_reason=flow.ended.reason if flow.ended and flow.phase == Phase.REVIEW else "",
-            device_lost=flow.device_lost, settings=self.config.settings_text, help_lines=self.help_lines,
-            progress=progress, reminder=self.source.reminder)
+            keepable=flow.keepable, device_lost=flow.device_lost, settings=self.config.settings_text,
+            help_lines=self.help_lines, progress=progress, reminder=self.source.reminder, notice=self.notice,
+            practice=self.source.practice, hand_to_object=hand_to_object,
+            to_goal=float(info["obj_to_target"]) if "obj_to_target" in info else None,
+            # MetaWorld reports grasp_success on tasks without anything to grasp too: only near the object.
+            grasped=bool(info.get("grasp_success", 0.0)) and hand_to_object < 0.05,
+            view=self.config.camera if self.device.frame != "world" else "", keys=self.keys)

@@ -16,6 +16,7 @@ All methods run on the control thread, once per attempt (not per tick), except
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -30,7 +31,8 @@ class EpisodeSource:
 
     task: str
     episodes: int  # episodes this window is to keep before it closes
-    keep_failures: bool = True  # False: KEEP on an unsuccessful episode drops it as "failed"
+    keep_failures: bool = False  # False: KEEP on an unsuccessful episode drops it as "failed"
+    practice: bool = False  # True: nothing is recorded or kept (the HUD says so)
 
     def next_spawn(self, kind: str) -> Optional[Spawn]:
         """kind "new": the next spawn; "same": the current one again. None: nothing left to record."""
@@ -66,8 +68,9 @@ class EpisodeSource:
 class RecordSource(EpisodeSource):
     """``teleop record``: a spawn stream and a background writer into one output folder."""
 
-    def __init__(self, task: str, episodes: int, out: str, *, spawn: str, seed: int, spawn_low, spawn_high):
-        self.task, self.episodes = task, episodes
+    def __init__(self, task: str, episodes: int, out: str, *, spawn: str, seed: int, spawn_low, spawn_high,
+                 keep_failures: bool = False):
+        self.task, self.episodes, self.keep_failures = task, episodes, keep_failures
         self.out = prepare_output(out, task)
         start_index, self.used_seeds = existing_output(self.out)
         self.stream = SpawnStream(spawn_low, spawn_high, strategy=spawn, base_seed=seed)
@@ -94,3 +97,31 @@ class RecordSource(EpisodeSource):
 
     def close(self) -> None:
         self.writer.close()
+
+
+class PracticeSource(EpisodeSource):
+    """``teleop record --practice``: fresh spawns for as long as the operator likes; nothing is saved."""
+
+    practice = True
+    keep_failures = True  # "keep" just moves on to the next spawn
+
+    def __init__(self, task: str, *, spawn: str, seed: int, spawn_low, spawn_high):
+        self.task = task
+        self.episodes = sys.maxsize  # until the operator quits
+        self.stream = SpawnStream(spawn_low, spawn_high, strategy=spawn, base_seed=seed)
+        self._index = -1
+
+    def next_spawn(self, kind: str) -> Optional[Spawn]:
+        if kind == "new" or self._index < 0:
+            self._index += 1
+        return self.stream[self._index]
+
+    def keep(self, episode: Episode) -> Optional[Path]:
+        return None
+
+    def hud(self, kept_in_window: int) -> tuple[int, int, tuple[str, ...]]:
+        return kept_in_window, 0, ("PRACTICE: nothing is saved",)
+
+    @property
+    def written(self) -> list[Path]:
+        return []

@@ -4,14 +4,17 @@
     TOGGLE_RECORD, MARK_SUCCESS--> REVIEW --KEEP / TOGGLE_RECORD--> (kept) IDLE on a fresh spawn
                                            \\--DISCARD--> IDLE on the same spawn
 
-With ``keep_failures=False`` (batch sessions, which want successes only), KEEP
-on an episode that did not succeed ends the attempt as "failed" and moves on
-to a fresh spawn instead of keeping it. Every reset that is not a keep says
-why the attempt ended (``Decision.dropped``), so a session can log it.
+With ``keep_failures=False`` (the default of ``teleop record`` and of batch
+sessions), KEEP on an episode that did not succeed, and that the operator did
+not mark successful, ends the attempt as "failed" and moves on to a fresh spawn
+instead of keeping it. Every reset that is not a keep says why the attempt
+ended (``Decision.dropped``), so a session can log it.
 
-PAUSE freezes IDLE or RECORDING (again to resume); RESET gives a fresh spawn
-from anywhere, dropping an unkept episode; QUIT ends; DEVICE_LOST freezes until
-the device reports itself back. The simulator only steps while RECORDING, so a
+PAUSE freezes IDLE or RECORDING (again to resume); while paused, each STEP
+runs one control step and stays paused (fine positioning, one tick at a time);
+a STEP in a pause taken before the episode started starts the recording with
+that step, so an episode can be done step by step from its very first tick. RESET gives a fresh spawn from anywhere, dropping an unkept
+episode; QUIT ends; DEVICE_LOST freezes until the device reports itself back. The simulator only steps while RECORDING, so a
 recorded episode always starts from the exact reset state of its spawn (what
 exact replay needs), however long the operator waited before moving.
 
@@ -115,6 +118,10 @@ class EpisodeFlow:
                 self.phase = self._paused_from
             elif Event.DISCARD in events and self._paused_from == Phase.RECORDING:
                 return self._begin(reset="same", dropped="discarded")
+            elif Event.STEP in events:
+                started = self._paused_from == Phase.IDLE
+                self._paused_from = Phase.RECORDING
+                return Decision(start=started, step=True)
             return Decision()
         if Event.PAUSE in events and self.phase in (Phase.IDLE, Phase.RECORDING):
             self._paused_from, self.phase = self.phase, Phase.PAUSED
@@ -146,7 +153,7 @@ class EpisodeFlow:
         return Decision()
 
     def stepped(self, success: bool, truncated: bool) -> None:
-        """After each recorded step: end on success + hold, or at the step limit."""
+        """After each recorded step: end on success + hold, or at the step limit (also while paused)."""
         self.steps += 1
         if success and self.first_success is None:
             self.first_success = self.steps
@@ -157,12 +164,17 @@ class EpisodeFlow:
 
     # ------------------------------------------------------------------ helpers
     def _end(self, reason: str) -> Decision:
-        self.phase = Phase.REVIEW
+        self.phase = Phase.REVIEW  # also from a paused single step that reached the end
         self.ended = EndedEpisode(self.steps, self.first_success, reason, self.marked_success)
         return Decision()
 
+    @property
+    def keepable(self) -> bool:
+        """Whether KEEP writes the episode under review (else it is dropped as "failed")."""
+        return self.keep_failures or self.succeeded or self.marked_success
+
     def _keep(self) -> Decision:
-        if not self.keep_failures and not self.succeeded:
+        if not self.keepable:
             return self._begin(reset="new", dropped="failed")
         self.kept += 1
         if self.kept >= self.episodes:

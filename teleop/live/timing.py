@@ -11,6 +11,8 @@ up with the next one, which would make the arm jump.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -68,6 +70,13 @@ class DeadlineScheduler:
         self.start = self._clock()
         self.tick = 0
 
+    def set_period(self, period_s: float) -> None:
+        """Tick every ``period_s`` from now on (the live window's speed changed)."""
+        if period_s <= 0:
+            raise ValueError(f"period_s={period_s}: must be positive")
+        self.period_s = period_s
+        self.rebase()
+
 
 def percentile_ms(values, q: float) -> float:
     """The q-th percentile of ``values`` (seconds) in milliseconds; nan when empty."""
@@ -121,10 +130,34 @@ class LoopStats:
         }
 
     def format(self) -> str:
-        s = self.summary()
-        return (f"control {s['tick_rate_hz']:.2f} Hz over {s['ticks']} ticks, missed {s['missed_ticks']}, "
-                f"jitter p50 {s['jitter_p50_ms']:.3f} ms p99 {s['jitter_p99_ms']:.3f} ms "
-                f"(max {s['jitter_max_ms']:.2f}), recorded-tick work p99 {s['step_p99_ms']:.2f} ms; "
-                f"display {s['display_fps']:.1f} fps (render p50 {s['render_p50_ms']:.1f} ms); "
-                f"input->action latency p50 {s['latency_p50_ms']:.2f} ms p99 {s['latency_p99_ms']:.2f} ms "
-                f"(max {s['latency_max_ms']:.2f}, n={s['latency_n']})")
+        """One line for the terminal; a figure with nothing measured behind it shows as "-", never nan."""
+        s = {k: ("-" if isinstance(v, float) and v != v else v) for k, v in self.summary().items()}
+
+        def ms(key: str, digits: int) -> str:
+            return s[key] if s[key] == "-" else f"{s[key]:.{digits}f} ms"
+
+        def num(key: str, digits: int) -> str:
+            return s[key] if s[key] == "-" else f"{s[key]:.{digits}f}"
+
+        latency = (f"input->action latency p50 {ms('latency_p50_ms', 2)} p99 {ms('latency_p99_ms', 2)} "
+                   f"(max {ms('latency_max_ms', 2)}, n={s['latency_n']})" if s["latency_n"]
+                   else "no input reached the simulator")
+        return (f"control {num('tick_rate_hz', 2)} Hz over {s['ticks']} ticks, missed {s['missed_ticks']}, "
+                f"jitter p50 {ms('jitter_p50_ms', 3)} p99 {ms('jitter_p99_ms', 3)} (max {ms('jitter_max_ms', 2)}), "
+                f"recorded-tick work p99 {ms('step_p99_ms', 2)}; display {num('display_fps', 1)} fps "
+                f"(render p50 {ms('render_p50_ms', 1)}); {latency}")
+
+
+def set_thread_nice(nice: int) -> bool:
+    """Set the calling thread's nice value; False where the OS does not allow it.
+
+    Linux keeps a nice value per thread and new threads inherit it, so calling
+    this on the render thread before the renderer exists also covers Mesa's
+    llvmpipe threads. Raising priority (nice < 0) needs root or CAP_SYS_NICE;
+    without it the loop runs as before, just with less protection from load.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        return True
+    except (AttributeError, OSError):  # not Linux, or not permitted
+        return False

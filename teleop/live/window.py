@@ -36,11 +36,12 @@ from devices.base import Device
 from teleop.env import CONTROL_HZ, TaskEnv
 from teleop.errors import ToolkitError
 from teleop.live.control_loop import ControlLoop
-from teleop.live.episode_source import EpisodeSource, RecordSource
-from teleop.live.hud import help_lines_for, open_window, set_thread_nice
+from teleop.live.episode_source import EpisodeSource, PracticeSource, RecordSource
+from teleop.live.hud import help_lines_for
+from teleop.live.painter import Layout, open_window
 from teleop.live.render import RenderThread
-from teleop.live.timing import LoopStats
-from teleop.mapping import ActionMapper, ControlSettings, view_basis
+from teleop.live.timing import LoopStats, set_thread_nice
+from teleop.mapping import LEAD_PER_UNIT, ActionMapper, ControlSettings, view_basis
 
 CONTROL_NICE = -10  # only where permitted (root / CAP_SYS_NICE); see set_thread_nice
 _SWITCH_INTERVAL_S = 0.0005  # Python's default 5 ms GIL slice would delay a tick behind the render thread
@@ -55,12 +56,17 @@ class LiveConfig:
     out: str = "recordings/live"  # output folder (appended to; spawns already in it are skipped)
     seed: int = 0  # base seed: spawn i gets seed SEED+i
     spawn: str = "stratified"  # spawn strategy (teleop.spawn.STRATEGIES)
-    camera: str = "corner"  # the operator's view; motion is mapped into its frame
-    second_camera: Optional[str] = None  # optional picture-in-picture view
-    view_size: int = 400  # scene image side in pixels; 480 renders at ~28 fps on 2 cores with llvmpipe
+    camera: str = "operator"  # the operator's view; motion is mapped into its frame
+    second_camera: Optional[str] = None  # optional second view in the side panel (e.g. gripperPOV)
+    view_size: int = 560  # scene side in pixels at start (the window can be resized)
     fps: float = 40.0  # display frame-rate cap
-    hold_s: float = 0.5  # an episode ends this long after first success
+    hold_s: float = 0.5  # an episode ends this long after first success (simulated seconds)
     max_steps: int = 500  # step limit per episode
+    speed: float = 1.0  # simulated seconds per wall-clock second (0.1-1.0); changed live with [ and ]
+    practice: bool = False  # nothing is recorded and there is no step limit
+    keep_failures: bool = False  # KEEP writes an episode that did not succeed (else it is dropped)
+    lead_per_unit: float = LEAD_PER_UNIT  # how far the mocap target may lead the hand (teleop/mapping.py)
+    stop_on_release: bool = True  # False: MetaWorld's plain action, the hand coasts on (for comparisons)
     operator: str = ""
     session: str = ""
     settings: ControlSettings = field(default_factory=ControlSettings)
@@ -71,6 +77,20 @@ class LiveConfig:
     @property
     def hold_steps(self) -> int:
         return max(0, int(round(self.hold_s * CONTROL_HZ)))
+
+    def check(self) -> "LiveConfig":
+        """One-line errors for values no window can run with."""
+        from teleop.env import check_max_steps
+        from teleop.live.control_loop import SPEED_RANGE
+
+        if self.episodes < 1:
+            raise ToolkitError(f"--episodes must be at least 1, got {self.episodes}")
+        low, high = SPEED_RANGE
+        if not low <= self.speed <= high:
+            raise ToolkitError(f"--speed {self.speed}: must be in [{low}, {high}] (a fraction of real time; "
+                               f"0.5 runs the simulation at half speed)")
+        check_max_steps(self.max_steps)
+        return self
 
 
 @dataclass
@@ -94,17 +114,22 @@ def run_live(device: Device, config: LiveConfig, *, stats: Optional[LoopStats] =
     """
     import pygame
 
-    if config.episodes < 1:
-        raise ToolkitError(f"--episodes must be at least 1, got {config.episodes}")
+    from teleop.env import LONGEST_STEPS
+
+    config.check()
     stats = stats or LoopStats()
-    env = TaskEnv(config.task, max_steps=config.max_steps)
+    env = TaskEnv(config.task, max_steps=LONGEST_STEPS if config.practice else config.max_steps)
     try:
         env.check_camera(config.camera)
         if config.second_camera:
             env.check_camera(config.second_camera)
-        if source is None:
+        if source is None and config.practice:
+            source = PracticeSource(config.task, spawn=config.spawn, seed=config.seed, spawn_low=env.spawn_low,
+                                    spawn_high=env.spawn_high)
+        elif source is None:
             source = RecordSource(config.task, config.episodes, config.out, spawn=config.spawn, seed=config.seed,
-                                  spawn_low=env.spawn_low, spawn_high=env.spawn_high)
+                                  spawn_low=env.spawn_low, spawn_high=env.spawn_high,
+                                  keep_failures=config.keep_failures)
     except BaseException:
         env.close()
         raise
@@ -117,17 +142,23 @@ def run_live(device: Device, config: LiveConfig, *, stats: Optional[LoopStats] =
     try:
         if not window_device:
             device.connect()  # no window yet: "no SpaceMouse found" needs none
-        screen = open_window(config, device.name)
+        lines, keys = help_lines_for(device)
+        if help_lines is not None:
+            lines = help_lines
+        layout = Layout.default(config.view_size, inset=bool(config.second_camera), help_lines=len(lines))
+        open_window(layout, f"teleop record: {config.task} ({device.name})")
         if window_device:
             device.connect()
-        lines = help_lines if help_lines is not None else help_lines_for(device)
-        mapper = ActionMapper(device.name, device.frame, None, config.settings)
-        control = ControlLoop(env, device, mapper, config, source, stats, lines)
+        mapper = ActionMapper(device.name, device.frame, None, config.settings, lead_per_unit=config.lead_per_unit)
+        control = ControlLoop(env, device, mapper, config, source, stats, lines, keys)
         control.reset("new")  # before the view basis: the camera pose needs a forward pass
-        mapper.basis = view_basis(env, config.camera) if device.frame != "world" else np.eye(3)
+        basis = view_basis(env, config.camera)
+        mapper.basis = basis if device.frame != "world" else np.eye(3)
         if control.window_keys is not None:
             control.window_keys.connect()
-        render = RenderThread(env, control, config, stats)
+        arrow_labels = (keys.get("+x", "right"), keys.get("+y", "up"))
+        render = RenderThread(env, control, config, stats, layout=layout, help_lines=tuple(lines), basis=basis,
+                              arrow_labels=arrow_labels)
         render.start()
         render.ready.wait()
         if render.error is not None:
@@ -138,7 +169,7 @@ def run_live(device: Device, config: LiveConfig, *, stats: Optional[LoopStats] =
         def present() -> None:  # after each tick's work: the newest finished frame, if any
             if render.error is not None:
                 raise ToolkitError(f"rendering failed: {render.error}")
-            if render.present(screen):
+            if render.present(pygame.display.get_surface()):  # a new Surface after a resize
                 pygame.display.flip()
                 stats.frame_times.append(time.perf_counter())
 
