@@ -14,7 +14,9 @@ window's ``--speed``:
 - **It knows the task as the scripted expert does.** Where to go next (above the object, down, to the
   goal) and when to close the gripper come from MetaWorld's scripted policy applied to what it
   perceives (``metaworld.policies``); how to get there is the device, pressed like a person would.
-  When the next waypoint is somewhere new it stops and looks for ``plan_s`` first.
+  When the next waypoint jumps somewhere new it stops and looks for ``plan_s`` first; it lines up
+  over a waypoint more than 5 cm below before going down to it (to ``lower_after_m`` or a quarter of
+  the distance, whichever is larger), and closes the gripper once it is there (``grasp_m``).
 - **Keyboard**: per screen axis it holds a key while the gap is large, releases it when the gap (with
   its anticipation) falls below ``release_m``, and for smaller gaps gives one short press sized to
   cover part of the gap with the keyboard's ramp, then waits to see the result; at most ``max_keys``
@@ -63,6 +65,8 @@ class OperatorParams:
     look_s: float = 1.0  # looking at a fresh spawn before moving
     plan_s: float = 0.5  # stopping to look when the next waypoint is somewhere new (3 cm or more away)
     max_keys: int = 2  # keyboard: motion keys held at once (one hand on W A S D R F)
+    lower_after_m: float = 0.02  # goes down only once lined up within this (on the table plane)
+    grasp_m: float = 0.015  # closes the gripper only this close to where the waypoint wants it
     seed: int = 0
 
 
@@ -318,14 +322,23 @@ class SimulatedOperator(threading.Thread):
         _, obs, hand, seen_phase, closed = self._seen(now)
         target, close = expert_intent(c.env.task, self.policy, obs)
         if self._waypoint is None or np.linalg.norm(target - self._waypoint) > 0.03:
-            self._waypoint = target  # somewhere new: stop and look before going there
+            # The next waypoint jumped somewhere new (not a target that drifts, like a door's handle
+            # as it opens): stop and look before going there.
             self._release_all()
             self._planning_until = now + p.plan_s
+        self._waypoint = target
         if now < self._planning_until:
             return
         gap = self._perceived_gap(now, target, hand)
+        arrived = np.linalg.norm(gap) < p.grasp_m
+        # A person lines up over a target before a long way down, so as not to hit anything on the way
+        # (to within what they can judge from that far: the misjudgment grows with the distance).
+        if gap[2] < -0.05 and np.hypot(gap[0], gap[1]) > max(p.lower_after_m, 0.25 * np.linalg.norm(gap)):
+            gap[2] = 0.0
         speed = self._to_view @ self._velocity(now)
-        if close != closed and now >= self._gripper_free_at:
+        # Opening is done at once; closing once the gripper is where it should close (the expert starts
+        # closing on the way down, which at a person's pace shuts the fingers above the object).
+        if close != closed and now >= self._gripper_free_at and (arrived or not close):
             self._press_button("gripper")
             self._gripper_free_at = now + p.reaction_s + 0.1
         if self.device == "keyboard":

@@ -5,7 +5,8 @@
     .venv/bin/python benchmarks/operators.py --speeds 0.35 0.5 0.7 1.0        # choose a default speed
     .venv/bin/python benchmarks/operators.py --before                         # the window as it was
     .venv/bin/python benchmarks/operators.py --demos 50 --keep recordings/op-kb-pp  # demos to train on
-    .venv/bin/python benchmarks/operators.py --release-only                   # travel after a key release
+    .venv/bin/python benchmarks/operators.py --release --devices keyboard     # + travel after a key release
+    .venv/bin/python benchmarks/operators.py --release-only                   # only that
 
 The person is benchmarks/operator_model.py's (what it models and what it does not is written there):
 it acts only through the real device classes (keyboard key events, an SDL virtual gamepad, SpaceMouse
@@ -78,6 +79,7 @@ def make_device(kind: str):
         from devices.gamepad import GamepadDevice
         from devices.stand_ins import VirtualPad, load_sdl
 
+        pygame.display.init()  # SDL's joystick needs the video subsystem
         pygame.joystick.init()
         if not controller.get_init():
             controller.init()
@@ -203,14 +205,14 @@ def release_travel(speed: float, holds=(0.05, 0.12, 0.25, 0.5, 1.0), *, before: 
 
 
 def format_rows(rows: list[dict]) -> str:
-    lines = [f"{'device':<11}{'task':<25}{'speed':>6}{'kept':>6}{'tries/demo':>11}{'success':>9}"
+    lines = [f"{'device':<19}{'task':<25}{'speed':>6}{'kept':>6}{'tries/demo':>11}{'success':>9}"
              f"{'s/demo':>8}{'p90 s':>7}{'steps':>7}{'missed':>8}"]
     for r in rows:
         median = "-" if r["s_per_demo_median"] is None else f"{r['s_per_demo_median']:.1f}"
         p90 = "-" if r["s_per_demo_p90"] is None else f"{r['s_per_demo_p90']:.1f}"
         steps = "-" if r["steps_median"] is None else f"{r['steps_median']:.0f}"
         name = r["device"] + (" (before)" if r["before"] else "")
-        lines.append(f"{name:<11}{r['task']:<25}{r['speed']:>6.2f}{r['kept']:>6}{r['attempts_per_demo']:>11.2f}"
+        lines.append(f"{name:<19}{r['task']:<25}{r['speed']:>6.2f}{r['kept']:>6}{r['attempts_per_demo']:>11.2f}"
                      f"{r['success_share']:>9.0%}{median:>8}{p90:>7}{steps:>7}{r['missed_ticks']:>8}")
     return "\n".join(lines)
 
@@ -225,23 +227,25 @@ def main(argv=None) -> int:
     parser.add_argument("--before", action="store_true", help="the window before this issue (see above)")
     parser.add_argument("--seed", type=int, default=0, help="operator seed (its errors) and spawn seeds")
     parser.add_argument("--keep", help="keep the recorded demos in this folder (one task, one device)")
-    parser.add_argument("--release-only", action="store_true", help="only measure travel after release")
+    parser.add_argument("--release", action="store_true", help="also measure travel after a key release")
+    parser.add_argument("--release-only", action="store_true", help="only measure travel after a key release")
     parser.add_argument("--minutes-per-window", type=float, default=30.0, help="give up on a window after this")
     args = parser.parse_args(argv)
 
     from operator_model import OperatorParams, describe
-    from teleop.live.cli import DEFAULT_SPEED, HUMAN_MAX_STEPS
+    from teleop.live.pace import DEFAULT_SPEED, HUMAN_MAX_STEPS
 
     tasks = list(SEVEN_TASKS) if args.tasks == ["all7"] else args.tasks
     params = OperatorParams(seed=args.seed, depth_floor_m=0.015 if args.before else OperatorParams.depth_floor_m)
     print(f"simulated operator: {describe(params)}")
     print(f"machine: {load()}")
     speeds = args.speeds or [None]
-    if "keyboard" in args.devices or args.release_only:
-        for speed in (args.speeds or [DEFAULT_SPEED["keyboard"]]):
+    if args.release or args.release_only:
+        for speed in ([1.0] if args.before else args.speeds or [DEFAULT_SPEED["keyboard"]]):
             rows = release_travel(speed, before=args.before)
-            text = ", ".join(f"{r['hold_s']:.2f} s -> {r['final_mm']:+.1f} mm (peak {r['peak_mm']:.1f})" for r in rows)
-            print(f"travel after releasing A held for ({'before, ' if args.before else ''}speed {speed}): {text}")
+            text = ", ".join(f"{r['hold_s']:.2f} s (moved {r['moved_mm']:.0f} mm) -> {r['final_mm']:+.1f} mm "
+                             f"(peak {r['peak_mm']:.1f})" for r in rows)
+            print(f"travel after releasing A, held for ({'before, ' if args.before else ''}speed {speed}): {text}")
             _append({"release_travel": rows, "speed": speed, "before": args.before, "load": load(),
                      "date": time.strftime("%Y-%m-%d %H:%M")})
     if args.release_only:

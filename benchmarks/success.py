@@ -4,12 +4,15 @@
     .venv/bin/python benchmarks/success.py --tasks pick-place-v3 --demos 10 20 --jobs 2
     .venv/bin/python benchmarks/success.py --tasks pick-place-v3 --demos 50 --spawn fixed   # the single-spawn failure
     .venv/bin/python benchmarks/success.py --device humanlike --tasks pick-place-v3 --demos 50
+    .venv/bin/python benchmarks/success.py --device operator --tasks pick-place-v3 --demos 50   # the simulated person
     .venv/bin/python benchmarks/success.py --table-only                      # table + PNG from the results file
     .venv/bin/python benchmarks/success.py --reevaluate old.jsonl --results new.jsonl --jobs 2   # same runs, new act-eval
 
 One cell = (task, demos, device, spawn):
 1. record ``demos`` episodes with ``teleop record`` (seed 0, 20 steps kept past success, stratified spawns,
-   or one spawn with ``--spawn fixed``) into a cache folder (reused by later runs);
+   or one spawn with ``--spawn fixed``) into a cache folder (reused by later runs); ``--device operator``
+   records them instead with the simulated person at the real keyboard window (benchmarks/operators.py,
+   at the window's defaults: speed 0.5, 2000-step limit, 0.5 s kept past success);
 2. ``python -m act.train --threads 1 --no-progress`` with the default ACT config, ``--steps`` and
    ``--max-minutes`` from the flags (``--allow-single-spawn`` for fixed spawns), timed;
 3. ``python -m act.evaluate --episodes 100 --videos 0`` on unseen random spawns;
@@ -122,9 +125,17 @@ def record_demos(cell: Cell, cache: Path, log: Path) -> tuple[Path, float]:
     partial = final.with_name(final.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.parent.mkdir(parents=True, exist_ok=True)
-    minutes = _run([sys.executable, "-m", "teleop.cli", "record", "--device", cell.device, "--task", cell.task,
-                    "--episodes", str(cell.demos), "--seed", "0", "--spawn", cell.spawn, "--hold-steps", "20",
-                    "--out", str(partial), "--quiet"], log)
+    if cell.device == "operator":
+        if cell.spawn != "stratified":
+            raise ValueError("the simulated operator records stratified spawns only")
+        command = [sys.executable, str(ROOT / "benchmarks" / "operators.py"), "--devices", "keyboard",
+                   "--tasks", cell.task, "--demos", str(cell.demos), "--seed", "0", "--keep", str(partial),
+                   "--minutes-per-window", "240"]
+    else:
+        command = [sys.executable, "-m", "teleop.cli", "record", "--device", cell.device, "--task", cell.task,
+                   "--episodes", str(cell.demos), "--seed", "0", "--spawn", cell.spawn, "--hold-steps", "20",
+                   "--out", str(partial), "--quiet"]
+    minutes = _run(command, log)
     partial.rename(final)
     return final, minutes
 
@@ -421,8 +432,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS), help="MetaWorld v3 tasks")
     parser.add_argument("--demos", nargs="+", type=int, default=list(DEFAULT_DEMOS), help="demo counts")
-    parser.add_argument("--device", choices=("scripted", "humanlike"), default="scripted",
-                        help="who records the demos: the scripted expert or its human-like perturbation")
+    parser.add_argument("--device", choices=("scripted", "humanlike", "operator"), default="scripted",
+                        help="who records the demos: the scripted expert, its human-like perturbation, or the "
+                             "simulated person at the keyboard window (benchmarks/operator_model.py)")
     parser.add_argument("--spawn", choices=("stratified", "fixed"), default="stratified",
                         help="fixed: every demo from one spawn (the single-spawn failure; trained with "
                              "--allow-single-spawn)")

@@ -184,4 +184,5 @@ class VirtualPad:
                 break
         self.sdl.SDL_JoystickClose(self.handle)
         self.handle = None
-        self.pygame.event.pump()
+        if self.pygame.display.get_init():  # after the window closed there is no event queue to pump
+            self.pygame.event.pump()

@@ -175,7 +175,7 @@ def test_a_failure_is_not_kept_by_keep_or_enter_unless_failures_are_kept():
 
 
 def test_speed_steps_through_the_range_and_stays_inside_it():
-    from teleop.live.control_loop import SPEED_RANGE, next_speed
+    from teleop.live.pace import SPEED_RANGE, next_speed
 
     assert next_speed(0.5, faster=True) == 0.7 and next_speed(0.5, faster=False) == 0.35
     assert next_speed(SPEED_RANGE[1], faster=True) == SPEED_RANGE[1]

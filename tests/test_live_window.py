@@ -209,3 +209,72 @@ def test_spacemouse_unplug_pauses_with_a_notice_and_replug_resumes(tmp_path):
     episode = read_episode(result.written[0])
     assert episode.num_steps >= frozen["after"] + 20
     assert replay(result.written[0]).exact
+
+
+def test_out_of_range_speed_or_step_limit_is_a_one_line_error(tmp_path):
+    for flags, message in ((["--speed", "3"], "--speed 3.0: must be in [0.1, 1.0]"),
+                           (["--speed", "0"], "--speed 0.0: must be in [0.1, 1.0]"),
+                           (["--max-steps", "50000"], "step limit 50000: must be in 1..48000"),
+                           (["--max-steps", "0"], "step limit 0: must be in 1..48000")):
+        res = run_cli("teleop.cli", "record", "--device", "keyboard", "--out", str(tmp_path / "x"), *flags,
+                      timeout=60, env={"SDL_VIDEODRIVER": "dummy", "TELEOP_CONFIG_DIR": str(tmp_path / "cfg")})
+        assert res.returncode == 2, res.stderr
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], res.stderr
+    assert not (tmp_path / "x").exists()  # nothing written
+
+
+def test_the_hand_stops_where_the_key_is_released(tmp_path):
+    """Seen: holding A for 0.12 s and releasing, the gripper travelled about a third again as far."""
+    import pygame
+
+    from devices.keyboard import KeyboardDevice
+
+    marks = {}
+
+    def press(c):
+        marks["pressed"] = c.flow.steps
+        key(pygame.KEYDOWN, pygame.K_a)
+
+    def release(c):
+        key(pygame.KEYUP, pygame.K_a)
+        marks["released"] = c.flow.steps
+
+    script = [
+        ("record", lambda c: c.flow.phase.value == "idle", lambda c: key(pygame.KEYDOWN, pygame.K_RETURN)),
+        ("press", lambda c: c.flow.steps >= 40, press),  # the arm has settled from the reset
+        ("release", lambda c: time.sleep(0.3) or True, release),
+        ("end", lambda c: c.flow.steps >= marks["released"] + 80, lambda c: key(pygame.KEYDOWN, pygame.K_RETURN)),
+        ("keep", lambda c: c.flow.phase.value == "review", lambda c: key(pygame.KEYDOWN, pygame.K_k)),
+    ]
+    result, _ = run_with(KeyboardDevice(), script, tmp_path, task="reach-v3", episodes=1, speed=0.5)
+    hand = read_episode(result.written[0]).state[:, :3]
+    pressed, released = marks["pressed"], marks["released"]
+    moved = hand[released] - hand[pressed]
+    direction = moved / np.linalg.norm(moved)
+    after = (hand[released:released + 80] - hand[released]) @ direction
+    assert np.linalg.norm(moved) > 0.003  # the press did move the hand
+    assert abs(after[-1]) < 0.002 and after.max() < 0.002  # and it stopped within 2 mm of where A went up
+
+
+def test_practice_records_nothing_and_has_no_step_limit(tmp_path):
+    import pygame
+
+    from devices.keyboard import KeyboardDevice
+
+    seen = {}
+
+    def note_limit(c):
+        seen["max_steps"], seen["hud"] = c.env.max_steps, c.hud
+        key(pygame.KEYDOWN, pygame.K_RETURN)  # end the attempt
+
+    script = [
+        ("move", lambda c: c.flow.phase.value == "idle", lambda c: key(pygame.KEYDOWN, pygame.K_d)),
+        ("stop", lambda c: c.flow.steps >= 30, lambda c: key(pygame.KEYUP, pygame.K_d)),
+        ("end", lambda c: c.flow.steps >= 40, note_limit),
+        ("next", lambda c: c.flow.phase.value == "review", lambda c: key(pygame.KEYDOWN, pygame.K_k)),
+        ("quit", lambda c: c.flow.phase.value == "idle", lambda c: key(pygame.KEYDOWN, pygame.K_ESCAPE)),
+    ]
+    result, _ = run_with(KeyboardDevice(), script, tmp_path, task="reach-v3", episodes=1, practice=True)
+    assert result.written == [] and not (tmp_path / "out").exists()
+    assert seen["max_steps"] == 48000 and seen["hud"].practice

@@ -204,3 +204,15 @@ def test_plan_with_several_operators_needs_one_named():
     assert plan.max_steps == 500
     limited = parse_plan(TWO_TASKS.replace('spawn = "stratified"', 'spawn = "stratified"\nepisode_time_limit_s = 2.0'))
     assert limited.max_steps == 160
+
+
+def test_a_person_gets_a_human_clock_and_a_plan_can_set_the_speed():
+    keyboard = parse_plan(TWO_TASKS.replace('device = "scripted"', 'device = "keyboard"'))
+    assert keyboard.max_steps == 2000 and keyboard.speed is None  # 25 simulated s; the device's speed
+    paced = parse_plan(TWO_TASKS.replace('device = "scripted"', 'device = "keyboard"\nspeed = 0.35\n'
+                                                                 'episode_time_limit_s = 60'))
+    assert paced.speed == 0.35 and paced.max_steps == 4800
+    with pytest.raises(PlanError, match=r"speed must be in \[0.1, 1.0\]"):
+        parse_plan(TWO_TASKS.replace('device = "scripted"', 'device = "keyboard"\nspeed = 3'))
+    with pytest.raises(PlanError, match="episode_time_limit_s must be in"):
+        parse_plan(TWO_TASKS.replace('spawn = "stratified"', 'spawn = "stratified"\nepisode_time_limit_s = 601'))

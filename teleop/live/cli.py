@@ -11,13 +11,7 @@ import sys
 import time
 
 from teleop.errors import ToolkitError
-
-HUMAN_DEVICES = ("keyboard", "gamepad", "spacemouse")
-# Fraction of real time each device's window starts at, chosen with the operator model
-# (benchmarks/operators.py; BENCHMARKS.md "Human pace"). The operator changes it live with [ and ].
-DEFAULT_SPEED = {"keyboard": 0.5, "gamepad": 0.5, "spacemouse": 0.5, "scripted": 1.0}
-# A person's step limit: MetaWorld's 500 steps are 6.25 simulated seconds, a scripted expert's clock.
-HUMAN_MAX_STEPS = 2000
+from teleop.live.pace import HUMAN_DEVICES
 
 
 def add_live_arguments(rec) -> None:
@@ -88,6 +82,7 @@ def _device_options(args) -> dict:
 def record_live(args, out: str) -> int:
     from devices.registry import make_device
     from teleop.live.device_settings import describe, resolve
+    from teleop.live.pace import DEFAULT_SPEED, HUMAN_MAX_STEPS
     from teleop.live.window import LiveConfig, run_live
 
     if args.cameras:

@@ -48,23 +48,14 @@ from teleop.env import CONTROL_HZ, TaskEnv
 from teleop.live.episode_source import EpisodeSource
 from teleop.live.flow import Decision, EpisodeFlow, Phase
 from teleop.live.hud import HudState, Pose
+from teleop.live.pace import SPEED_RANGE, next_speed
 from teleop.live.timing import DeadlineScheduler, LoopStats
 from teleop.mapping import ActionMapper
 from teleop.recorder import EpisodeBuffer
 
 # Device motion below this (fraction of full scale) does not count as "the operator started".
 START_THRESHOLD = 0.05
-# The speeds SLOWER / FASTER step through (fractions of real time).
-SPEEDS = (0.1, 0.15, 0.25, 0.35, 0.5, 0.7, 1.0)
-SPEED_RANGE = (SPEEDS[0], SPEEDS[-1])
 NOTICE_S = 4.0  # how long a one-off notice stays on the HUD
-
-
-def next_speed(speed: float, faster: bool) -> float:
-    """The next of :data:`SPEEDS` above (or below) ``speed``; the end of the range stays."""
-    if faster:
-        return next((s for s in SPEEDS if s > speed + 1e-9), SPEEDS[-1])
-    return next((s for s in reversed(SPEEDS) if s < speed - 1e-9), SPEEDS[0])
 
 
 class PracticeBuffer:
@@ -164,6 +155,8 @@ class ControlLoop:
         self.notice, self._notice_until = text, time.perf_counter() + NOTICE_S
 
     def _keep(self) -> None:
+        if self.source.practice:  # nothing is recorded: "keep" just moves on
+            return
         ended = self.flow.ended
         episode = self.buffer.to_episode(
             spawn_attrs=self.attrs, success=ended.success, device=self.device.name,

@@ -81,7 +81,7 @@ class LiveConfig:
     def check(self) -> "LiveConfig":
         """One-line errors for values no window can run with."""
         from teleop.env import check_max_steps
-        from teleop.live.control_loop import SPEED_RANGE
+        from teleop.live.pace import SPEED_RANGE
 
         if self.episodes < 1:
             raise ToolkitError(f"--episodes must be at least 1, got {self.episodes}")

@@ -26,6 +26,7 @@ from teleop.env import CONTROL_HZ
 from teleop.episode import Episode
 from teleop.live.control_loop import ControlLoop
 from teleop.live.episode_source import EpisodeSource
+from teleop.live.pace import DEFAULT_SPEED
 from teleop.live.timing import LoopStats
 from teleop.live.window import LiveConfig, LiveResult, run_live
 from teleop.spawn import Spawn
@@ -134,6 +135,7 @@ def run_in_window(session, device: str, *, on_start: Optional[Callable[[ControlL
     while not session.done:
         source = SessionSource(session)
         live = LiveConfig(task=source.task, episodes=source.episodes, max_steps=plan.max_steps,
+                          speed=plan.speed if plan.speed is not None else DEFAULT_SPEED[device],
                           hold_s=plan.hold_steps / CONTROL_HZ, operator=session.operator,
                           session=session.session_id, settings=settings, settings_text=describe(settings),
                           **config)

@@ -6,7 +6,9 @@ Example (``teleop session run plan.toml --out sessions/alice-mon``)::
     operators = ["alice", "bob"]      # or: operator = "alice"
     device = "scripted"               # scripted | keyboard | gamepad | spacemouse
     spawn = "stratified"              # stratified | random
-    episode_time_limit_s = 6.25       # simulated seconds; MetaWorld's horizon is 500 steps = 6.25 s
+    episode_time_limit_s = 6.25       # simulated seconds (default: MetaWorld's 6.25 for the scripted expert,
+                                      # 25 for a person; at most 600)
+    speed = 0.5                       # a person's window: fraction of real time (default: the device's)
     break_every_minutes = 25          # optional break reminder for human operators
 
     [[task]]
@@ -28,11 +30,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from teleop.env import CONTROL_HZ, MAX_STEPS
+from teleop.env import CONTROL_HZ, LONGEST_STEPS, MAX_STEPS
 from teleop.errors import ToolkitError
+from teleop.live.pace import HUMAN_DEVICES, HUMAN_MAX_STEPS, SPEED_RANGE
 
 SESSION_SPAWN_STRATEGIES = ("stratified", "random")
-HUMAN_DEVICES = ("keyboard", "gamepad", "spacemouse")
 DEVICES = ("scripted", *HUMAN_DEVICES)
 
 _TOP_KEYS = {
@@ -42,6 +44,7 @@ _TOP_KEYS = {
     "device": f"one of {', '.join(DEVICES)}",
     "spawn": f"one of {', '.join(SESSION_SPAWN_STRATEGIES)}",
     "episode_time_limit_s": "simulated seconds per episode",
+    "speed": "fraction of real time the live window runs at (human devices)",
     "hold_steps": "steps recorded after the first success",
     "attempts_per_spawn": "attempts on one spawn before it is replaced by a fresh one",
     "break_every_minutes": "break reminder interval",
@@ -72,6 +75,7 @@ class SessionPlan:
     spawn: str
     tasks: tuple[TaskBlock, ...]
     max_steps: int = MAX_STEPS
+    speed: float | None = None  # the live window's speed; None: the device's default
     hold_steps: int = 10
     attempts_per_spawn: int = 3
     break_every_minutes: float | None = None
@@ -100,7 +104,7 @@ class SessionPlan:
         return {
             "name": self.name, "operators": list(self.operators), "device": self.device, "spawn": self.spawn,
             "tasks": [{"task": t.task, "episodes": t.episodes} for t in self.tasks],
-            "max_steps": self.max_steps, "hold_steps": self.hold_steps,
+            "max_steps": self.max_steps, "speed": self.speed, "hold_steps": self.hold_steps,
             "attempts_per_spawn": self.attempts_per_spawn, "break_every_minutes": self.break_every_minutes,
             "cameras": list(self.cameras), "image_size": self.image_size,
         }
@@ -205,12 +209,15 @@ def parse_plan(text: str, path: str | Path = "plan.toml") -> SessionPlan:
         fail(f"spawn {spawn!r} is not available in sessions: use stratified (even coverage) or random", "spawn")
 
     limit = typed("episode_time_limit_s", (int, float), None)
-    max_steps = MAX_STEPS
+    max_steps = HUMAN_MAX_STEPS if device in HUMAN_DEVICES else MAX_STEPS
     if limit is not None:
         max_steps = int(math.ceil(limit * CONTROL_HZ - 1e-9))
-        if not 1 <= max_steps <= MAX_STEPS:
-            fail(f"episode_time_limit_s must be in (0, {MAX_STEPS / CONTROL_HZ}] (MetaWorld's horizon is "
-                 f"{MAX_STEPS} steps at {CONTROL_HZ:.0f} Hz), got {limit}", "episode_time_limit_s")
+        if not 1 <= max_steps <= LONGEST_STEPS:
+            fail(f"episode_time_limit_s must be in (0, {LONGEST_STEPS / CONTROL_HZ:g}] simulated seconds "
+                 f"(MetaWorld's horizon is {MAX_STEPS / CONTROL_HZ} s), got {limit}", "episode_time_limit_s")
+    speed = typed("speed", (int, float), None)
+    if speed is not None and not SPEED_RANGE[0] <= speed <= SPEED_RANGE[1]:
+        fail(f"speed must be in [{SPEED_RANGE[0]}, {SPEED_RANGE[1]}] (a fraction of real time), got {speed}", "speed")
     hold_steps = typed("hold_steps", int, 10)
     if hold_steps < 0:
         fail(f"hold_steps must be >= 0, got {hold_steps}", "hold_steps")
@@ -254,7 +261,8 @@ def parse_plan(text: str, path: str | Path = "plan.toml") -> SessionPlan:
 
     return SessionPlan(
         name=typed("name", str, path.stem), operators=tuple(operators), device=device, spawn=spawn,
-        tasks=tuple(tasks), max_steps=max_steps, hold_steps=hold_steps, attempts_per_spawn=attempts,
+        tasks=tuple(tasks), max_steps=max_steps, speed=None if speed is None else float(speed),
+        hold_steps=hold_steps, attempts_per_spawn=attempts,
         break_every_minutes=None if break_every is None else float(break_every), cameras=tuple(cameras),
         image_size=image_size, source=text, path=path)
 
