@@ -306,14 +306,14 @@ def check_spawn_diversity(episodes: list[EpisodeData], dataset: Dataset, *,
                           allow_single_spawn: bool) -> SpawnDiversity:
     """Stop (SingleSpawnError) when the training episodes all share one spawn, unless allowed;
     warn when they have only a few."""
-    diversity = spawn_diversity(np.stack([e.object_init_pos for e in episodes]),
-                                np.stack([e.rand_vec for e in episodes]),
-                                dataset.spawn_low, dataset.spawn_high)
+    diversity = spawn_diversity(np.stack([e.rand_vec for e in episodes]), dataset.spawn_low, dataset.spawn_high,
+                                task=dataset.task)
     if diversity.degenerate and not allow_single_spawn:
         raise SingleSpawnError(
-            f"all {diversity.episodes} training episodes start from the same object position: the "
-            f"policy would reach a good loss and 0% success on random spawns. Re-record with fresh "
-            f"spawns (`teleop record`'s default), or pass --allow-single-spawn for a deliberate experiment")
+            f"all {diversity.episodes} training episodes start from the same spawn (every entry the task "
+            f"randomizes is the same: {', '.join(diversity.names) or 'none'}): the policy would reach a good "
+            f"loss and 0% success on random spawns. Re-record with fresh spawns (`teleop record`'s default), "
+            f"or pass --allow-single-spawn for a deliberate experiment")
     if diversity.warning() is not None and (diversity.few or allow_single_spawn):
         warnings.warn(diversity.warning(), stacklevel=2)
     return diversity

@@ -23,8 +23,8 @@ def analyse(report: dict) -> dict:
 
     episodes = report["episodes"]
     summary = summarize(episodes)
-    relation = relate(np.asarray(report["train_spawns"]).reshape(-1, 3),
-                      np.array([e["spawn"][:3] for e in episodes]), report["spawn_low"], report["spawn_high"])
+    relation = relate(report["train_spawns"], [e["spawn"] for e in episodes], report["spawn_low"],
+                      report["spawn_high"], task=report["task"])
     for e, distance, inside in zip(episodes, relation.nearest_train_distance, relation.inside_hull):
         e["nearest_train_distance"] = float(distance)
         e["inside_train_hull"] = bool(inside)
@@ -34,7 +34,8 @@ def analyse(report: dict) -> dict:
         k = int(sum(e["success"] for e, m in zip(episodes, mask) if m))
         split[name] = {"episodes": n, "successes": k, "success_rate": k / n if n else None,
                        "success_ci95": list(wilson_interval(k, n)) if n else None}
-    coverage = {"train_spawns": len(report["train_spawns"]), **split,
+    coverage = {"train_spawns": len(report["train_spawns"]), **split, "compared": list(relation.names),
+                "compared_axes": relation.axes.tolist(),
                 "median_nearest_train_distance": float(np.median(relation.nearest_train_distance))}
     return {"summary": summary, "coverage": coverage}
 
@@ -45,8 +46,9 @@ def write_report(report: dict, out: Path, *, sheet_frames=()) -> None:
     report.update(analyse(report))
     s, c = report["summary"], report["coverage"]
     png = out / "spawn_coverage.png"
-    plot_coverage(png, report["train_spawns"], [e["spawn"][:3] for e in report["episodes"]],
+    plot_coverage(png, report["train_spawns"], [e["spawn"] for e in report["episodes"]],
                   [e["success"] for e in report["episodes"]], report["spawn_low"], report["spawn_high"],
+                  task=report["task"],
                   title=f"{report['task']}: {s['successes']}/{s['episodes']} successes; "
                         f"{c['inside']['episodes']} eval spawns inside the training hull")
     report["coverage_png"] = str(png)
@@ -93,7 +95,7 @@ def format_table(report: dict) -> str:
         else "steps to success  -",
         f"final obj-goal    {s['mean_final_obj_to_target']:.3f} m (mean)",
         f"total reward      {s['mean_total_reward']:.1f} (mean)",
-        f"training spawns   {c['train_spawns']}",
+        f"training spawns   {c['train_spawns']}, compared on {', '.join(c.get('compared', [])) or '-'}",
         f"inside hull       {_rate(c['inside'])}",
         f"outside hull      {_rate(c['outside'])}",
     ]
@@ -111,12 +113,15 @@ def format_markdown(report: dict) -> str:
              f"![spawn coverage]({Path(report['coverage_png']).name})", ""]
     if report.get("contact_sheet"):
         lines += [f"![final frames]({Path(report['contact_sheet']).name})", ""]
-    lines += ["| # | seed | object x | object y | success | length | final obj-goal (m) | reward | "
+    axes = report["coverage"].get("compared_axes", [0, 1])
+    names = report["coverage"].get("compared", ["object x", "object y"])
+    lines += [f"| # | seed | spawn ({', '.join(names)}) | success | length | final obj-goal (m) | reward | "
               "nearest train spawn (m) | inside hull | video |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for e in report["episodes"]:
         video = f"[mp4](videos/{Path(e['video']).name})" if e.get("video") else ""
-        lines.append(f"| {e['index']} | {e['seed']} | {e['spawn'][0]:+.3f} | {e['spawn'][1]:+.3f} | "
+        spawn = ", ".join(f"{e['spawn'][i]:+.3f}" for i in axes)
+        lines.append(f"| {e['index']} | {e['seed']} | {spawn} | "
                      f"{'yes' if e['success'] else 'no'} | {e['length']} | {e['final_obj_to_target']:.3f} | "
                      f"{e['total_reward']:.0f} | {e['nearest_train_distance']:.3f} | "
                      f"{'yes' if e['inside_train_hull'] else 'no'} | {video} |")

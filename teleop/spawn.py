@@ -2,7 +2,7 @@
 
 MetaWorld draws a task's spawn as a "random vector" (``rand_vec``) inside the
 task's ``_random_reset_space`` box: for most tasks the object's xyz followed by
-the goal's xyz. Two strategies pick the vector for episode ``i``:
+the goal's xyz (what each entry moves, task by task: :mod:`teleop.spawn_dims`). Two strategies pick the vector for episode ``i``:
 
 * ``random``: independent uniform draws, ``rng = default_rng(seed_i)``.
 * ``stratified``: point ``i`` of a scrambled Halton sequence (scrambled by the
@@ -100,26 +100,28 @@ def grid_coverage(points: np.ndarray, low, high) -> tuple[float, int]:
     return len(occupied) / float(k**d), k
 
 
-# Spawns closer than this (metres) count as the same spawn.
+# Spawns closer than this (metres, on every varying entry) count as the same spawn.
 SAME_SPAWN_TOLERANCE = 1e-4
 
 
 @dataclass(frozen=True)
 class SpawnDiversity:
-    """How varied a dataset's initial object positions are."""
+    """How varied a dataset's spawns are, over every entry of the random vector the task randomizes
+    (object and goal alike: a task that keeps its object in one place and moves the goal is diverse)."""
 
     episodes: int
-    distinct: int  # spawns that differ by more than SAME_SPAWN_TOLERANCE
-    minimum: np.ndarray  # (3,) per-axis min of the initial object position
-    maximum: np.ndarray  # (3,)
-    std: np.ndarray  # (3,)
-    coverage: float  # fraction of grid cells over the object spawn box that hold a spawn
-    grid: int  # cells per varying axis of that grid
+    distinct: int  # spawns that differ by more than SAME_SPAWN_TOLERANCE on some entry the task uses
+    names: tuple[str, ...]  # the varying entries, e.g. ("object x", "object y", "goal x", ...)
+    minimum: np.ndarray  # (d,) per varying entry
+    maximum: np.ndarray  # (d,)
+    std: np.ndarray  # (d,)
+    coverage: float  # fraction of grid cells over the varying part of the spawn box that hold a spawn
+    grid: int  # cells per varying entry of that grid
     extent: float  # fraction of the spawn box's volume spanned by the spawns' bounding box
 
     @property
     def degenerate(self) -> bool:
-        """Every episode starts from (nearly) the same object position."""
+        """Every episode starts from (nearly) the same spawn."""
         return self.episodes >= 2 and self.distinct <= 1
 
     @property
@@ -129,38 +131,41 @@ class SpawnDiversity:
 
     def warning(self) -> str | None:
         if self.degenerate:
-            return (f"all {self.episodes} episodes start from the same object position "
-                    f"(std {np.max(self.std):.1e} m): a policy trained on them can reach a low loss and still "
-                    "fail on every random spawn. Record with fresh spawns (the default) instead.")
+            spread = f"std {np.max(self.std):.1e}" if self.std.size else "nothing varies"
+            return (f"all {self.episodes} episodes start from the same spawn ({', '.join(self.names) or 'the task'}: "
+                    f"{spread}): a policy trained on them can reach a low loss and still fail on every random "
+                    "spawn. Record with fresh spawns (the default) instead.")
         if self.few:
             return (f"only {self.distinct} distinct spawns in {self.episodes} episodes: "
                     "expect poor generalization to random spawns")
         return None
 
 
-def spawn_diversity(object_init_pos, rand_vecs, low, high) -> SpawnDiversity:
-    """Diversity of a dataset's spawns.
+def spawn_diversity(rand_vecs, low, high, *, task: str | None = None) -> SpawnDiversity:
+    """Diversity of a dataset's spawns: rand_vecs (N, D), the recorded random vectors, in the task's
+    spawn box (low, high); only the entries the box lets vary count. ``task`` names them, and says
+    which the task ignores (reach-v3's puck): spawns that differ only there are the same spawn."""
+    from teleop.spawn_dims import dimension_names, used, varying
 
-    object_init_pos: (N, 3) initial object positions (observation[4:7] after reset).
-    rand_vecs: (N, D) the recorded random vectors; their first 3 entries are the
-        object's spawn inside the box (low[:3], high[:3]).
-    """
-    pos = np.atleast_2d(np.asarray(object_init_pos, dtype=np.float64))
-    vecs = np.atleast_2d(np.asarray(rand_vecs, dtype=np.float64))
-    n = pos.shape[0]
+    low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    vecs = np.asarray(rand_vecs, dtype=np.float64).reshape(-1, low.size)
+    axes = varying(low, high)
+    names = tuple(dimension_names(task or "", low.size)[i] for i in axes)
+    n = vecs.shape[0]
     if n == 0:
-        zero = np.zeros(3)
-        return SpawnDiversity(0, 0, zero, zero, zero, 0.0, 0, 0.0)
-    distinct = _count_distinct(vecs[:, :3])
-    low3, high3 = np.asarray(low, dtype=np.float64)[:3], np.asarray(high, dtype=np.float64)[:3]
-    coverage, grid = grid_coverage(vecs[:, :3], low3, high3)
-    varying = high3 - low3 > 1e-12
-    spans = (vecs[:, :3].max(axis=0) - vecs[:, :3].min(axis=0))[varying] / (high3 - low3)[varying]
+        zero = np.zeros(axes.size)
+        return SpawnDiversity(0, 0, names, zero, zero, zero, 0.0, 0, 0.0)
+    points = vecs[:, axes]
+    coverage, grid = grid_coverage(vecs, low, high)
+    spans = (points.max(axis=0) - points.min(axis=0)) / (high - low)[axes]
     extent = float(np.prod(spans)) if spans.size else 0.0
-    return SpawnDiversity(n, distinct, pos.min(axis=0), pos.max(axis=0), pos.std(axis=0),
-                          coverage, grid, extent)
+    mattering = [k for k, keep in enumerate(used(names)) if keep] or list(range(len(names)))
+    return SpawnDiversity(n, _count_distinct(points[:, mattering]), names, points.min(axis=0),
+                          points.max(axis=0), points.std(axis=0), coverage, grid, extent)
 
 
 def _count_distinct(points: np.ndarray) -> int:
+    if points.shape[1] == 0:
+        return 1 if points.shape[0] else 0
     keys = np.round(points / SAME_SPAWN_TOLERANCE).astype(np.int64)
     return len({tuple(k) for k in keys})

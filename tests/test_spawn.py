@@ -76,12 +76,12 @@ def test_fixed_strategy_is_flagged_as_degenerate():
     low, high = np.array([-0.1, 0.6, 0.02]), np.array([0.1, 0.7, 0.02])
     s = SpawnStream(low, high, strategy="fixed", base_seed=3)
     vecs = np.array([s[i].candidate for i in range(20)])
-    d = spawn_diversity(vecs, vecs, low, high)
+    d = spawn_diversity(vecs, low, high)
     assert d.degenerate and d.distinct == 1
-    assert "same object position" in d.warning()
+    assert "same spawn" in d.warning()
     s = SpawnStream(low, high, strategy="random", base_seed=3)
     vecs = np.array([s[i].candidate for i in range(20)])
-    assert spawn_diversity(vecs, vecs, low, high).warning() is None
+    assert spawn_diversity(vecs, low, high).warning() is None
 
 
 def test_unknown_task_and_camera_errors_name_the_fix():

@@ -29,8 +29,7 @@ def summarize(folders) -> DatasetSummary:
     for task in summary.tasks:
         eps = [e for e in episodes if e["task"] == task]
         low, high = spawn_box_of(eps)
-        summary.diversity[task] = spawn_diversity([e["object_init_pos"] for e in eps],
-                                                  [e["rand_vec"] for e in eps], low, high)
+        summary.diversity[task] = spawn_diversity([e["rand_vec"] for e in eps], low, high, task=task)
     return summary
 
 
@@ -81,11 +80,14 @@ def format_report(summary: DatasetSummary, *, max_rows: int = 200) -> str:
 
 
 def format_diversity(d: SpawnDiversity) -> list[str]:
-    lines = ["spawn diversity (initial object position, metres):"]
-    for axis, lo, hi, sd in zip("xyz", d.minimum, d.maximum, d.std):
-        lines.append(f"  {axis}: min {lo:+.4f}  max {hi:+.4f}  std {sd:.2e}")
+    lines = ["spawn diversity (what the task randomizes, metres):"]
+    width = max((len(name) for name in d.names), default=0)
+    for name, lo, hi, sd in zip(d.names, d.minimum, d.maximum, d.std):
+        lines.append(f"  {name:<{width}}  min {lo:+.4f}  max {hi:+.4f}  std {sd:.2e}")
+    if not d.names:
+        lines.append("  (the task randomizes nothing)")
     lines.append(f"  distinct spawns: {d.distinct} of {d.episodes}")
-    lines.append(f"  spawn box covered: {d.coverage:.0%} of a {d.grid}-per-axis grid, "
+    lines.append(f"  spawn box covered: {d.coverage:.0%} of a {d.grid}-per-entry grid over {len(d.names)} entries, "
                  f"bounding box spans {d.extent:.0%} of the box")
     warning = d.warning()
     if warning:
@@ -95,12 +97,14 @@ def format_diversity(d: SpawnDiversity) -> list[str]:
 
 
 def plot_spawns(summary: DatasetSummary, out: str | Path) -> Path:
-    """PNG scatter of each task's object spawns over its spawn box (x, y)."""
+    """PNG scatter of each task's spawns over its spawn box, on the two entries it randomizes that
+    matter most (object x/y for most tasks; teleop.spawn_dims.plane)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
+
+    from teleop.spawn_dims import spawn_axes
 
     tasks = list(summary.diversity)
     if not tasks:
@@ -109,21 +113,14 @@ def plot_spawns(summary: DatasetSummary, out: str | Path) -> Path:
     for ax, task in zip(axes[0], tasks):
         eps = [e for e in summary.episodes if e["task"] == task]
         low, high = spawn_box_of(eps)
-        vec = np.array([np.asarray(e["rand_vec"], dtype=float)[:3] for e in eps])
+        vec = np.array([np.asarray(e["rand_vec"], dtype=float) for e in eps])
         ok = np.array([bool(e["success"]) for e in eps])
-        ax.add_patch(Rectangle((low[0], low[1]), max(high[0] - low[0], 1e-3), max(high[1] - low[1], 1e-3),
-                               fill=False, ls="--", color="gray", label="spawn box"))
-        ax.scatter(vec[ok, 0], vec[ok, 1], s=18, c="tab:blue", label="successful")
+        i, j = spawn_axes(ax, task, low, high)
+        ax.scatter(vec[ok, i], vec[ok, j], s=18, c="tab:blue", label="successful")
         if (~ok).any():
-            ax.scatter(vec[~ok, 0], vec[~ok, 1], s=18, c="tab:red", marker="x", label="failed")
+            ax.scatter(vec[~ok, i], vec[~ok, j], s=18, c="tab:red", marker="x", label="failed")
         d = summary.diversity[task]
         ax.set_title(f"{task}: {d.distinct} distinct of {d.episodes}, coverage {d.coverage:.0%}", fontsize=9)
-        ax.set_xlabel("object x (m)")
-        ax.set_ylabel("object y (m)")
-        pad = 0.02
-        ax.set_xlim(low[0] - pad, high[0] + pad)
-        ax.set_ylim(low[1] - pad, high[1] + pad)
-        ax.set_aspect("equal")
         ax.legend(fontsize=7, loc="upper right")
         if d.degenerate:
             ax.text(0.5, 0.5, "ALL EPISODES FROM ONE SPAWN", transform=ax.transAxes, ha="center",

@@ -113,8 +113,7 @@ def session_status(folder: str | Path) -> SessionStatus:
         pending = [i for i in info["planned"] if i not in kept_index and i not in info["retired"]]
         failed = sorted({e["spawn_index"] for e in log if e["outcome"] != "kept"} - kept_index)
         candidates = lambda ids: np.array([stream[i].candidate for i in ids]).reshape(len(ids), low.size)  # noqa: E731
-        diversity = spawn_diversity([a["object_init_pos"] for a in files], kept, low, high) if files else \
-            spawn_diversity(np.zeros((0, 3)), np.zeros((0, low.size)), low, high)
+        diversity = spawn_diversity(kept, low, high, task=task)
         tasks[task] = TaskStatus(row(""), [row(op) for op in operators if op], diversity, kept,
                                  candidates(pending), candidates(failed), low, high)
     return SessionStatus(folder, state, tasks)
@@ -200,26 +199,20 @@ def _plot_all(status: SessionStatus, out: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
+
+    from teleop.spawn_dims import spawn_axes
 
     written = []
     tasks = list(status.tasks.items())
     fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4.6), squeeze=False)
     for ax, (task, ts) in zip(axes[0], tasks):
-        low, high = ts.low, ts.high
-        ax.add_patch(Rectangle((low[0], low[1]), max(high[0] - low[0], 1e-3), max(high[1] - low[1], 1e-3),
-                               fill=False, ls="--", color="gray", label="spawn box"))
+        i, j = spawn_axes(ax, task, ts.low, ts.high)
         for points, style in ((ts.kept_spawns, dict(c="tab:blue", s=20, label="kept")),
                               (ts.pending_spawns, dict(facecolors="none", edgecolors="tab:gray", s=28, label="pending")),
                               (ts.failed_spawns, dict(c="tab:red", marker="x", s=22, label="not kept"))):
             if len(points):
-                ax.scatter(points[:, 0], points[:, 1], **style)
+                ax.scatter(points[:, i], points[:, j], **style)
         ax.set_title(f"{task}: {ts.total.kept}/{ts.total.wanted} kept, coverage {ts.diversity.coverage:.0%}", fontsize=9)
-        ax.set_xlabel("object x (m)")
-        ax.set_ylabel("object y (m)")
-        ax.set_xlim(low[0] - 0.02, high[0] + 0.02)
-        ax.set_ylim(low[1] - 0.02, high[1] + 0.02)
-        ax.set_aspect("equal")
         ax.legend(fontsize=7, loc="upper right")
     written.append(_save(fig, out / "spawn_coverage.png", plt))
 

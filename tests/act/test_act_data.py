@@ -202,7 +202,7 @@ def test_guard_refuses_single_spawn(fixed_spawn_demos, pick_place_demos):
     dataset = load_dataset(fixed_spawn_demos)
     with pytest.raises(SingleSpawnError, match="--allow-single-spawn"):
         check_spawn_diversity(dataset.episodes, dataset, allow_single_spawn=False)
-    with pytest.warns(UserWarning, match="same object position"):
+    with pytest.warns(UserWarning, match="same spawn"):
         check_spawn_diversity(dataset.episodes, dataset, allow_single_spawn=True)
     varied = load_dataset(pick_place_demos)
     with warnings.catch_warnings():

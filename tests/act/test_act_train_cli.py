@@ -298,13 +298,13 @@ def test_bad_model_flags_are_one_line_errors(pick_place_demos, tmp_path):
 
 def test_guard_refuses_single_spawn_then_trains_when_allowed(fixed_spawn_demos, tmp_path):
     refused = train("--data", str(fixed_spawn_demos), "--out", str(tmp_path / "r"))
-    line = assert_one_line_error(refused, "same object position", "0% success", "--allow-single-spawn")
+    line = assert_one_line_error(refused, "same spawn", "0% success", "--allow-single-spawn")
     assert not (tmp_path / "r").exists()
     assert "random spawns" in line
     allowed = train("--data", str(fixed_spawn_demos), "--out", str(tmp_path / "r"), "--steps", "2",
                     "--allow-single-spawn")
     assert allowed.returncode == 0, allowed.stderr
-    assert "warning: all 2 episodes start from the same object position" in allowed.stderr
+    assert "warning: all 2 episodes start from the same spawn" in allowed.stderr
     assert (tmp_path / "r" / "latest.pt").exists()
 
 
