@@ -50,6 +50,8 @@ class EvalConfig:
     """camera for the videos (the live window's default view)"""
     video_size: int = 256
     """video frame side in pixels"""
+    video_speed: float = 0.25
+    """playback speed of the videos, a fraction of real time (0.25: a 55-step pick-place lasts 2.8 s)"""
     workers: int = 1
     """processes running episode groups in parallel (results do not depend on it)"""
     shard: str = ""
@@ -131,6 +133,7 @@ def _run_groups(job: dict) -> list[dict]:
     from act.rollout import rollout
     from teleop.env import TaskEnv
     from teleop.spawn import Spawn
+    from teleop.video import speed_label
 
     # A worker process runs many groups: build the policy and the environments once (a MetaWorld
     # environment takes about 0.3 s to make). Reuse cannot change results: every group resets its
@@ -159,7 +162,8 @@ def _run_groups(job: dict) -> list[dict]:
                 from act.videos import annotate
 
                 new_chunk = query_every is None or (step % query_every == 0)
-                label = "ensemble" if query_every is None else f"chunk/{query_every}"
+                label = ("ensemble" if query_every is None else f"chunk/{query_every}") + \
+                    f"  {speed_label(job['video_speed'])}"
                 frames[index].append(annotate(env.render(job["camera"], job["video_size"]), step=step,
                                               success=success, new_chunk=new_chunk, label=label))
 
@@ -170,18 +174,19 @@ def _run_groups(job: dict) -> list[dict]:
             record["index"] = index
             record["final_frame"] = envs[slot].render(job["camera"], 160) if job["sheet"] else None
             if index in frames:
-                record["video"] = _write_video(Path(job["video_dir"]) / f"episode_{index:03d}.mp4", frames[index])
+                record["video"] = _write_video(Path(job["video_dir"]) / f"episode_{index:03d}.mp4", frames[index],
+                                               job["video_speed"])
             records.append(record)
     return records
 
 
-def _write_video(path: Path, frames: list) -> str | None:
-    from teleop.video import VideoWriter
+def _write_video(path: Path, frames: list, speed: float) -> str | None:
+    from teleop.video import VIDEO_FPS, VideoWriter, playback_steps
 
     try:
-        with VideoWriter(path, fps=30.0) as video:
-            for frame in frames[::3] + [frames[-1]]:  # 80 Hz control shown at about 27 frames/s of video
-                video.append(frame)
+        with VideoWriter(path, fps=VIDEO_FPS) as video:
+            for step in playback_steps(len(frames), speed):
+                video.append(frames[step])
     except (OSError, ToolkitError) as error:
         print(f"warning: could not write video {path}: {error}", file=sys.stderr)
         return None
@@ -196,6 +201,8 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> dict:
 
     if cfg.episodes < 1:
         raise ToolkitError(f"--episodes must be at least 1, got {cfg.episodes}")
+    if not cfg.video_speed > 0:
+        raise ToolkitError(f"--video-speed {cfg.video_speed}: must be above 0 (a fraction of real time, e.g. 0.25)")
     if cfg.workers < 1:
         raise ToolkitError(f"--workers must be at least 1, got {cfg.workers}")
     ckpt_path, checkpoint = open_checkpoint(cfg.ckpt)
@@ -214,7 +221,7 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> dict:
     probe.close()
 
     train_files = set(dataset.get("train_files") or [e["file"] for e in dataset["episodes"]])
-    train_spawns = np.array([e["rand_vec"][:3] for e in dataset["episodes"] if e["file"] in train_files])
+    train_spawns = np.array([e["rand_vec"] for e in dataset["episodes"] if e["file"] in train_files])
     training_seeds = [int(e["seed"]) for e in dataset["episodes"]]
     try:
         spawns = evaluation_spawns(low, high, cfg.episodes, base_seed=cfg.seed,
@@ -245,7 +252,8 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> dict:
     job = {"ckpt": str(ckpt_path), "inference": inference, "task": task, "max_steps": horizon["steps"],
            "batch_size": cfg.batch_size, "seeds": [s.seed for s in spawns],
            "candidates": [s.candidate.tolist() for s in spawns], "videos": videos, "camera": cfg.camera,
-           "video_size": cfg.video_size, "video_dir": str(video_dir), "sheet": True}
+           "video_size": cfg.video_size, "video_speed": cfg.video_speed, "video_dir": str(video_dir),
+           "sheet": True}
     total = sum(len(g) for g in groups)
     started = time.perf_counter()
     records = _run_all(job, groups, cfg.workers, total, progress)

@@ -11,14 +11,10 @@ def annotate(frame: np.ndarray, *, step: int, success: bool, new_chunk: bool, la
     """Overlay the step, the success state and a marker on frames where a new action chunk was queried."""
     import cv2
 
-    out = np.ascontiguousarray(frame.copy())
+    from teleop.video import caption
+
+    out, scale, thickness = caption(frame, f"step {step:3d}" + (f"  {label}" if label else ""))
     h, w = out.shape[:2]
-    scale = max(0.35, w / 640)
-    thickness = max(1, int(round(scale * 2)))
-    cv2.rectangle(out, (0, 0), (w, int(26 * scale) + 6), (0, 0, 0), -1)
-    text = f"step {step:3d}" + (f"  {label}" if label else "")
-    cv2.putText(out, text, (6, int(20 * scale) + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness,
-                cv2.LINE_AA)
     if success:
         cv2.putText(out, "SUCCESS", (w - int(120 * scale) - 6, int(20 * scale) + 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
                     (60, 220, 60), thickness, cv2.LINE_AA)

@@ -73,7 +73,8 @@ def cmd_replay(args) -> int:
         raise ToolkitError("--video takes a single episode file")
     failed = 0
     for path in paths:
-        report = replay(path, video=args.video, camera=args.camera, video_size=args.video_size)
+        report = replay(path, video=args.video, camera=args.camera, video_size=args.video_size,
+                        video_speed=args.video_speed)
         if args.verify:
             verdict = "exact" if report.exact else f"DIVERGES from step {report.first_divergent_step}"
             print(f"{path}: {report.steps} steps, success {report.success}, max |obs diff| "
@@ -141,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--video", help="write an H.264 mp4 of the replay")
     rep.add_argument("--camera", default="corner2", help="camera for --video")
     rep.add_argument("--video-size", type=int, default=480, help="video side in pixels")
+    rep.add_argument("--video-speed", type=float, default=0.25,
+                     help="playback speed, a fraction of real time (0.25: a 55-step grasp lasts 2.8 s)")
     rep.set_defaults(func=cmd_replay)
 
     tasks = sub.add_parser("tasks", help="list the MetaWorld v3 task names")

@@ -15,6 +15,7 @@ import numpy as np
 
 from teleop.env import MAX_STEPS, TaskEnv
 from teleop.episode import read_episode
+from teleop.video import VIDEO_FPS, VIDEO_SPEED
 
 
 @dataclass
@@ -35,33 +36,32 @@ class ReplayReport:
 
 
 def replay(path: str | Path, *, video: str | Path | None = None, camera: str = "corner2",
-           video_size: int = 480) -> ReplayReport:
+           video_size: int = 480, video_speed: float = VIDEO_SPEED) -> ReplayReport:
     episode = read_episode(path)
     # A person's demo may run past MetaWorld's 500 steps (recorded with a longer step limit): give the
     # replay room for every recorded step; the limit changes nothing else in the simulation.
     env = TaskEnv(episode.task, max_steps=max(MAX_STEPS, episode.num_steps))
     writer = None
+    shown = {}  # state index -> how many video frames show it
     try:
         if video is not None:
-            from teleop.video import VideoWriter
+            from teleop.video import VideoWriter, playback_steps
 
             env.check_camera(camera)
-            writer = VideoWriter(video, fps=30.0)
+            writer = VideoWriter(video, fps=VIDEO_FPS)
+            for t in playback_steps(episode.num_steps + 1, video_speed):  # the states before and after each step
+                shown[t] = shown.get(t, 0) + 1
         obs = env.reset(rand_vec=episode.rand_vec)
         state_diff = sim_diff = reward_diff = 0.0
         mismatches = 0
         first_divergent = None
         sim_state = np.empty(env.state_size)
         success = False
-        # 80 Hz control shown at 30 frames/s: keep every frame whose time crosses a video frame.
-        frame_every = 80.0 / 30.0
-        next_frame = 0.0
         for t in range(episode.num_steps):
             d_state = float(np.max(np.abs(obs - episode.state[t])))
             d_sim = float(np.max(np.abs(env.sim_state(out=sim_state) - episode.sim_state[t])))
-            if writer is not None and t >= next_frame:
-                writer.append(env.render(camera, video_size))
-                next_frame += frame_every
+            if t in shown:
+                _show(writer, env, camera, video_size, t, video_speed, shown[t])
             obs, reward, step_success, _, _ = env.step(episode.action[t])
             d_reward = abs(reward - float(episode.reward[t]))
             mismatch = bool(step_success) != bool(episode.success[t])
@@ -71,11 +71,19 @@ def replay(path: str | Path, *, video: str | Path | None = None, camera: str = "
             reward_diff = max(reward_diff, d_reward)
             mismatches += mismatch
             success = success or step_success
-        if writer is not None:
-            writer.append(env.render(camera, video_size))
+        if episode.num_steps in shown:
+            _show(writer, env, camera, video_size, episode.num_steps, video_speed, shown[episode.num_steps])
     finally:
         if writer is not None:
             writer.close()
         env.close()
     return ReplayReport(Path(path), episode.num_steps, state_diff, sim_diff, reward_diff, mismatches,
                         first_divergent, success)
+
+
+def _show(writer, env, camera: str, size: int, step: int, speed: float, times: int) -> None:
+    from teleop.video import caption, speed_label
+
+    frame, _, _ = caption(env.render(camera, size), f"step {step:3d}  {speed_label(speed)}")
+    for _ in range(times):
+        writer.append(frame)

@@ -12,6 +12,7 @@ import pytest
 
 from cli_helpers import ROOT, run_cli
 from teleop.episode import episode_files, read_episode
+from teleop.video import playback_steps
 
 
 @pytest.mark.parametrize("task", ["push-v3", "drawer-open-v3", "door-open-v3"])
@@ -27,7 +28,9 @@ def test_record_inspect_replay_verify(task, tmp_path):
     ins = run_cli("teleop.cli", "inspect", str(out))
     assert ins.returncode == 0, ins.stderr
     assert "distinct spawns: 3 of 3" in ins.stdout
-    assert (out / "spawn_coverage.png").stat().st_size > 5000
+    assert sorted(p.name for p in out.iterdir()) == [f.name for f in files]  # nothing added unasked
+    plotted = run_cli("teleop.cli", "inspect", str(out), "--plot", str(tmp_path / "spawns.png"))
+    assert plotted.returncode == 0 and (tmp_path / "spawns.png").stat().st_size > 5000
     rep = run_cli("teleop.cli", "replay", "--verify", str(out))
     assert rep.returncode == 0, rep.stdout + rep.stderr
     assert "3 of 3 episodes replay exactly" in rep.stdout
@@ -58,6 +61,20 @@ def test_replay_video_is_h264_that_decodes(pick_place_demos, tmp_path):
     frames = read_video(video)
     assert frames.shape[0] == info["frames"] > 10
     assert np.abs(frames[0].astype(int) - frames[-1].astype(int)).mean() > 1  # the arm moved
+    # A quarter of real time by default: 80 steps take 4 s of video; at real time (1.0) a quarter of that.
+    steps = read_episode(episode_files(pick_place_demos)[0]).num_steps
+    assert info["frames"] == len(playback_steps(steps + 1, 0.25)) == pytest.approx(steps / 80 / 0.25 * 30, abs=2)
+    fast = tmp_path / "fast.mp4"
+    assert run_cli("teleop.cli", "replay", str(episode_files(pick_place_demos)[0]), "--video", str(fast),
+                   "--video-size", "160", "--video-speed", "1").returncode == 0
+    assert video_info(fast)["frames"] == pytest.approx(info["frames"] / 4, abs=2)
+
+
+def test_playback_repeats_or_skips_steps_to_match_the_speed():
+    assert playback_steps(9, 1.0) == [0, 2, 5, 8]  # real time: 2.67 steps per video frame
+    quarter = playback_steps(9, 0.25)
+    assert quarter[0] == 0 and quarter[-1] == 8 and len(quarter) == 13
+    assert all(b - a in (0, 1) for a, b in zip(quarter, quarter[1:]))  # every step shown, some twice
 
 
 def test_single_spawn_dataset_is_flagged_by_inspect(tmp_path):
@@ -65,7 +82,7 @@ def test_single_spawn_dataset_is_flagged_by_inspect(tmp_path):
     rec = run_cli("teleop.cli", "record", "--task", "pick-place-v3", "--episodes", "4", "--spawn", "fixed",
                   "--out", str(out), "--quiet")
     assert rec.returncode == 0, rec.stderr
-    assert "same object position" in rec.stderr
+    assert "same spawn" in rec.stderr
     ins = run_cli("teleop.cli", "inspect", str(out))
     assert "WARNING" in ins.stdout and "distinct spawns: 1 of 4" in ins.stdout
     assert "fail on every random spawn" in ins.stdout
