@@ -5,6 +5,7 @@ Every heavy import happens inside the command that needs it.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -16,13 +17,16 @@ def cmd_inspect(args) -> int:
 
     summary = summarize(args.folders)
     print(format_report(summary))
-    if summary.diversity and not args.no_plot:
-        target = Path(args.plot) if args.plot else Path(args.folders[0]) / "spawn_coverage.png"
+    # The data folder is the recordings' own: the picture goes only where the user asks for it.
+    if summary.diversity and args.plot:
+        target = Path(args.plot)
         try:
             plot_spawns(summary, target)
             print(f"spawn plot: {target}")
         except OSError as error:
             print(f"warning: could not write the spawn plot {target}: {error.strerror or error}", file=sys.stderr)
+    elif summary.diversity:
+        print(f"spawn plot: teleop inspect {' '.join(args.folders)} --plot spawns.png")
     if not summary.episodes:
         raise ToolkitError(f"no readable episodes in {', '.join(args.folders)}")
     return EXIT_FAILED_CHECK if summary.problems else 0
@@ -42,18 +46,41 @@ def cmd_merge(args) -> int:
 
 
 def cmd_export(args) -> int:
+    example = "out.hdf5" if args.format == "robomimic" else "OUT_DIR"
+    if len(args.paths) < 2:
+        raise ToolkitError("export needs at least one source folder and the output: "
+                           f"teleop export --format {args.format} DIR {example}")
+    *sources, out = args.paths
+    if args.format == "lerobot":
+        return _export_lerobot(args, sources, out)
     from teleop.datasets.robomimic import export_robomimic
 
-    if len(args.paths) < 2:
-        raise ToolkitError("export needs at least one source folder and the output file: "
-                           "teleop export --format robomimic DIR out.hdf5")
-    *sources, out = args.paths
     if not out.endswith((".hdf5", ".h5")):
         raise ToolkitError(f"the last argument is the output file and must end in .hdf5, got {out!r}")
-    result = export_robomimic(sources, out, task=args.task, valid_fraction=args.valid_fraction,
-                              split_seed=args.split_seed, progress=not args.quiet)
+    valid_fraction = 0.1 if args.valid_fraction is None else args.valid_fraction
+    split_seed = 0 if args.split_seed is None else args.split_seed
+    result = export_robomimic(sources, out, task=args.task, valid_fraction=valid_fraction,
+                              split_seed=split_seed, progress=not args.quiet)
     masks = ", ".join(f"{k} {v}" for k, v in result.masks.items())
     print(f"exported {result.demos} demos ({result.samples} samples) -> {result.out}; masks: {masks}")
+    return 0
+
+
+def _export_lerobot(args, sources, out) -> int:
+    from teleop.datasets.lerobot import export_lerobot
+
+    if out.endswith((".hdf5", ".h5")):
+        raise ToolkitError(f"the last argument is the output folder of the LeRobot dataset, got the file name {out!r}")
+    if args.valid_fraction is not None or args.split_seed is not None:
+        raise ToolkitError("--valid-fraction and --split-seed apply to --format robomimic only: "
+                           "a LeRobot dataset has one split, train (LeRobot's training picks its own episodes)")
+    result = export_lerobot(sources, out, task=args.task, progress=not args.quiet)
+    if result.cameras_left_out:
+        print(f"warning: left out camera(s) {', '.join(result.cameras_left_out)}: recorded in only some episodes",
+              file=sys.stderr)
+    videos = ", ".join(result.video_keys) or "none (no camera images in the episodes)"
+    print(f"exported {result.episodes} {result.task} episodes ({result.frames} frames) -> {result.out} "
+          f"(LeRobotDataset v3.0); videos: {videos}")
     return 0
 
 
@@ -61,8 +88,8 @@ def add_inspect_command(sub) -> None:
     """Add ``inspect`` to the ``teleop`` parser's subcommands."""
     ins = sub.add_parser("inspect", help="list episodes and report spawn diversity")
     ins.add_argument("folders", nargs="+", help="episode folder(s)")
-    ins.add_argument("--plot", help="where to write the spawn PNG (default FOLDER/spawn_coverage.png)")
-    ins.add_argument("--no-plot", action="store_true", help="do not write the PNG")
+    ins.add_argument("--plot", metavar="PNG", help="also draw the spawns over the spawn box into this PNG file")
+    ins.add_argument("--no-plot", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
     ins.set_defaults(func=cmd_inspect)
 
 
@@ -80,11 +107,15 @@ def add_commands(sub) -> None:
                        help="leave out repeated seeds / actions instead of refusing the merge")
     merge.set_defaults(func=cmd_merge)
 
-    export = sub.add_parser("export", help="write episodes as one dataset file for another framework")
-    export.add_argument("--format", required=True, choices=("robomimic",), help="target layout")
-    export.add_argument("paths", nargs="+", metavar="PATH", help="source folder(s) or file(s), then the output .hdf5")
+    export = sub.add_parser("export", help="write episodes as a dataset for another framework (robomimic, LeRobot)")
+    export.add_argument("--format", required=True, choices=("robomimic", "lerobot"),
+                        help="robomimic: one HDF5 file; lerobot: a LeRobotDataset v3.0 folder")
+    export.add_argument("paths", nargs="+", metavar="PATH", help="source folder(s) or file(s), then the output "
+                        "(.hdf5 for robomimic, a new folder for lerobot)")
     export.add_argument("--task", help="export only this task (needed when the sources hold several)")
-    export.add_argument("--valid-fraction", type=float, default=0.1, help="share of demos in mask/valid")
-    export.add_argument("--split-seed", type=int, default=0, help="seed of the train/valid split")
+    export.add_argument("--valid-fraction", type=float, default=None,
+                        help="robomimic: share of demos in mask/valid (default 0.1)")
+    export.add_argument("--split-seed", type=int, default=None,
+                        help="robomimic: seed of the train/valid split (default 0)")
     export.add_argument("--quiet", action="store_true", help="no progress bar")
     export.set_defaults(func=cmd_export)
