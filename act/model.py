@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -72,78 +73,191 @@ def sinusoidal_embedding_2d(height: int, width: int, dim: int) -> torch.Tensor:
 # Transformer layers (post-norm, as in DETR and ACT)
 # --------------------------------------------------------------------------------------------
 
+class DropoutMasks:
+    """Where every dropout layer of one policy draws its masks: numpy's SFC64 generator, reseeded from
+    torch's generator at each training forward pass (``reseed``), so a step's masks are still a function
+    of ``torch.manual_seed`` and act-train's exact resume holds.
+
+    The masks are Bernoulli(1 - p) scaled by 1 / (1 - p), as ``nn.Dropout``'s; only the random stream
+    differs. torch draws them with a Mersenne Twister one number at a time (``bernoulli_``), which took
+    18% of a training step of the default network on this project's 2-core CPUs; 32 raw bits per
+    element from SFC64, compared with ``round(p * 2**32)``, take about a fifth of that time
+    (BENCHMARKS.md, "Training step").
+    """
+
+    def __init__(self):
+        self._rng = None
+
+    def reseed(self) -> None:
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+        self._rng = np.random.Generator(np.random.SFC64(seed))
+
+    def noise(self, like: torch.Tensor, p: float) -> torch.Tensor:
+        """A tensor like ``like`` with 0 where dropped and 1 / (1 - p) where kept."""
+        if self._rng is None:
+            self.reseed()
+        n = like.numel()
+        bits = self._rng.bit_generator.random_raw((n + 1) // 2).view(np.uint32)[:n]  # 32 random bits each
+        keep = torch.from_numpy(bits >= np.uint32(round(p * 2**32))).view(like.shape)
+        return keep.to(like.dtype).mul_(1.0 / (1.0 - p))
+
+
+class Dropout(nn.Module):
+    """``nn.Dropout`` with masks from the policy's DropoutMasks (same function, a faster random stream)."""
+
+    def __init__(self, p: float, masks: DropoutMasks):
+        super().__init__()
+        self.p = p
+        self.masks = masks
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        return x * self.masks.noise(x, self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Attention(nn.Module):
+    """Multi-head attention, the function of ``nn.MultiheadAttention(batch_first=True)`` with the same
+    parameters (``in_proj_weight``, ``in_proj_bias``, ``out_proj``: checkpoints load either way), written
+    out for speed on a CPU: when queries and keys are the same tensor (self-attention, where both are
+    ``x + pos``) they are projected in one matrix product, the heads are batched in one ``baddbmm`` with
+    the mask as its bias, and dropout on the attention weights uses the policy's DropoutMasks. torch's
+    module projected queries and keys separately, transposed to sequence-first and back, and checked its
+    masks on every call.
+    """
+
+    def __init__(self, config: ACTConfig, masks: DropoutMasks):
+        super().__init__()
+        d = config.hidden_dim
+        self.n_heads = config.n_heads
+        self.head_dim = d // config.n_heads
+        # Created and initialized in nn.MultiheadAttention's order, so a seed gives the same weights.
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * d, d))
+        self.in_proj_bias = nn.Parameter(torch.empty(3 * d))
+        self.out_proj = nn.Linear(d, d)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.in_proj_bias)
+        nn.init.zeros_(self.out_proj.bias)
+        self.dropout = Dropout(config.dropout, masks)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                mask_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """query (B, Tq, D), key and value (B, Tk, D); mask_bias (B, 1, Tk), -inf where a key is ignored.
+        Returns (B, Tq, D)."""
+        b, tq, d = query.shape
+        tk = key.shape[1]
+        w, bias = self.in_proj_weight, self.in_proj_bias
+        if key is query:
+            q, k = F.linear(query, w[:2 * d], bias[:2 * d]).split(d, dim=-1)  # (B, Tq, D) each
+        else:
+            q = F.linear(query, w[:d], bias[:d])  # (B, Tq, D)
+            k = F.linear(key, w[d:2 * d], bias[d:2 * d])  # (B, Tk, D)
+        v = F.linear(value, w[2 * d:], bias[2 * d:])  # (B, Tk, D)
+        h, hd = self.n_heads, self.head_dim
+        q = q.reshape(b, tq, h, hd).transpose(1, 2).reshape(b * h, tq, hd)  # (B*H, Tq, hd)
+        k = k.reshape(b, tk, h, hd).transpose(1, 2).reshape(b * h, tk, hd)  # (B*H, Tk, hd)
+        v = v.reshape(b, tk, h, hd).transpose(1, 2).reshape(b * h, tk, hd)  # (B*H, Tk, hd)
+        scale = 1.0 / math.sqrt(hd)
+        if mask_bias is None:
+            scores = torch.bmm(q, k.transpose(1, 2)).mul_(scale)  # (B*H, Tq, Tk)
+        else:
+            bias_bh = mask_bias.repeat_interleave(h, dim=0)  # (B*H, 1, Tk)
+            scores = torch.baddbmm(bias_bh, q, k.transpose(1, 2), alpha=scale)  # (B*H, Tq, Tk)
+        weights = self.dropout(torch.softmax(scores, dim=-1))  # (B*H, Tq, Tk)
+        out = torch.bmm(weights, v)  # (B*H, Tq, hd)
+        out = out.reshape(b, h, tq, hd).transpose(1, 2).reshape(b, tq, d)  # (B, Tq, D)
+        return self.out_proj(out)
+
+
+def padding_bias(key_padding_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, T) bool, True = ignore -> (B, 1, T) additive bias: -inf where ignored, 0 elsewhere."""
+    bias = torch.zeros(key_padding_mask.shape, dtype=dtype, device=key_padding_mask.device)
+    return bias.masked_fill_(key_padding_mask, float("-inf"))[:, None, :]
+
+
 class FeedForward(nn.Module):
-    def __init__(self, config: ACTConfig):
+    def __init__(self, config: ACTConfig, masks: DropoutMasks):
         super().__init__()
         self.fc1 = nn.Linear(config.hidden_dim, config.feedforward_dim)
         self.fc2 = nn.Linear(config.feedforward_dim, config.hidden_dim)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout, masks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.dropout(F.relu(self.fc1(x))))  # (B, T, D)
 
 
 class EncoderLayer(nn.Module):
-    def __init__(self, config: ACTConfig):
+    def __init__(self, config: ACTConfig, masks: DropoutMasks):
         super().__init__()
         d, p = config.hidden_dim, config.dropout
-        self.self_attn = nn.MultiheadAttention(d, config.n_heads, dropout=p, batch_first=True)
-        self.feed_forward = FeedForward(config)
+        self.self_attn = Attention(config, masks)
+        self.feed_forward = FeedForward(config, masks)
         self.norm1 = nn.LayerNorm(d)
         self.norm2 = nn.LayerNorm(d)
-        self.dropout1 = nn.Dropout(p)
-        self.dropout2 = nn.Dropout(p)
+        self.dropout1 = Dropout(p, masks)
+        self.dropout2 = Dropout(p, masks)
 
-    def forward(self, x: torch.Tensor, pos: torch.Tensor,
-                key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
-        q = k = x + pos  # (B, T, D)
-        attn = self.self_attn(q, k, x, key_padding_mask=key_padding_mask, need_weights=False)[0]
-        x = self.norm1(x + self.dropout1(attn))  # (B, T, D)
-        x = self.norm2(x + self.dropout2(self.feed_forward(x)))  # (B, T, D)
+    def forward(self, x: torch.Tensor, pos: torch.Tensor, mask_bias: torch.Tensor | None = None,
+                first_only: bool = False) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D); with ``first_only``, only the first token's output (B, 1, D), which
+        reads every token but skips the others' queries, feed-forward and norms."""
+        keys = x + pos  # (B, T, D), queries and keys
+        if first_only:
+            attn = self.self_attn(keys[:, :1], keys, x, mask_bias)  # (B, 1, D)
+            x = x[:, :1]
+        else:
+            attn = self.self_attn(keys, keys, x, mask_bias)  # (B, T, D)
+        x = self.norm1(x + self.dropout1(attn))
+        x = self.norm2(x + self.dropout2(self.feed_forward(x)))
         return x
 
 
 class Encoder(nn.Module):
-    def __init__(self, config: ACTConfig, n_layers: int):
+    def __init__(self, config: ACTConfig, n_layers: int, masks: DropoutMasks):
         super().__init__()
-        self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(n_layers))
+        self.layers = nn.ModuleList(EncoderLayer(config, masks) for _ in range(n_layers))
 
-    def forward(self, x: torch.Tensor, pos: torch.Tensor,
-                key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x, pos, key_padding_mask)  # (B, T, D)
+    def forward(self, x: torch.Tensor, pos: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
+                first_only: bool = False) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D), or the first token's output (B, 1, D) with ``first_only`` (what the
+        CVAE encoder reads: its last layer then computes that token alone, the same numbers)."""
+        mask_bias = None if key_padding_mask is None else padding_bias(key_padding_mask, x.dtype)  # (B, 1, T)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, pos, mask_bias, first_only=first_only and i == len(self.layers) - 1)
         return x
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, config: ACTConfig):
+    def __init__(self, config: ACTConfig, masks: DropoutMasks):
         super().__init__()
         d, p = config.hidden_dim, config.dropout
-        self.self_attn = nn.MultiheadAttention(d, config.n_heads, dropout=p, batch_first=True)
-        self.cross_attn = nn.MultiheadAttention(d, config.n_heads, dropout=p, batch_first=True)
-        self.feed_forward = FeedForward(config)
+        self.self_attn = Attention(config, masks)
+        self.cross_attn = Attention(config, masks)
+        self.feed_forward = FeedForward(config, masks)
         self.norm1 = nn.LayerNorm(d)
         self.norm2 = nn.LayerNorm(d)
         self.norm3 = nn.LayerNorm(d)
-        self.dropout1 = nn.Dropout(p)
-        self.dropout2 = nn.Dropout(p)
-        self.dropout3 = nn.Dropout(p)
+        self.dropout1 = Dropout(p, masks)
+        self.dropout2 = Dropout(p, masks)
+        self.dropout3 = Dropout(p, masks)
 
     def forward(self, x: torch.Tensor, query_pos: torch.Tensor,
                 memory: torch.Tensor, memory_pos: torch.Tensor) -> torch.Tensor:
-        q = k = x + query_pos  # (B, K, D)
-        attn = self.self_attn(q, k, x, need_weights=False)[0]
-        x = self.norm1(x + self.dropout1(attn))  # (B, K, D)
-        attn = self.cross_attn(x + query_pos, memory + memory_pos, memory, need_weights=False)[0]
+        q = x + query_pos  # (B, K, D), queries and keys
+        x = self.norm1(x + self.dropout1(self.self_attn(q, q, x)))  # (B, K, D)
+        attn = self.cross_attn(x + query_pos, memory + memory_pos, memory)
         x = self.norm2(x + self.dropout2(attn))  # (B, K, D)
         x = self.norm3(x + self.dropout3(self.feed_forward(x)))  # (B, K, D)
         return x
 
 
 class Decoder(nn.Module):
-    def __init__(self, config: ACTConfig):
+    def __init__(self, config: ACTConfig, masks: DropoutMasks):
         super().__init__()
-        self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.n_decoder_layers))
+        self.layers = nn.ModuleList(DecoderLayer(config, masks) for _ in range(config.n_decoder_layers))
         self.norm = nn.LayerNorm(config.hidden_dim)
 
     def forward(self, x: torch.Tensor, query_pos: torch.Tensor,
@@ -212,12 +326,13 @@ class ACTPolicy(nn.Module):
         config.validate()
         self.config = config
         d, k = config.hidden_dim, config.chunk_size
+        self.dropout_masks = DropoutMasks()  # shared by every dropout layer below
 
         # CVAE encoder over [CLS, state, a_1..a_K] -> (mu, logvar); training only.
         self.vae_cls = nn.Parameter(torch.zeros(1, 1, d))
         self.vae_state_proj = nn.Linear(config.state_dim, d)
         self.vae_action_proj = nn.Linear(config.action_dim, d)
-        self.vae_encoder = Encoder(config, config.n_vae_encoder_layers)
+        self.vae_encoder = Encoder(config, config.n_vae_encoder_layers, self.dropout_masks)
         self.vae_latent_head = nn.Linear(d, 2 * config.latent_dim)
         self.register_buffer("vae_pos", sinusoidal_embedding_1d(2 + k, d)[None], persistent=False)
 
@@ -226,11 +341,11 @@ class ACTPolicy(nn.Module):
         self.state_proj = nn.Linear(config.state_dim, d)
         self.token_pos = nn.Parameter(torch.zeros(1, 2, d))  # learned positions of z and state
         self.images = ImageEncoder(config) if config.camera_names else None
-        self.encoder = Encoder(config, config.n_encoder_layers)
+        self.encoder = Encoder(config, config.n_encoder_layers, self.dropout_masks)
 
         # Decoder: one learned query position per chunk step, reading the encoder's memory.
         self.query_pos = nn.Parameter(torch.zeros(1, k, d))
-        self.decoder = Decoder(config)
+        self.decoder = Decoder(config, self.dropout_masks)
         self.action_head = nn.Linear(d, config.action_dim)
 
         self._init_weights()
@@ -261,8 +376,8 @@ class ACTPolicy(nn.Module):
         ), dim=1)  # (B, 2+K, D)
         always_seen = torch.zeros(b, 2, dtype=torch.bool, device=state.device)
         key_padding_mask = torch.cat((always_seen, action_pad), dim=1)  # (B, 2+K), True = ignore
-        out = self.vae_encoder(tokens, self.vae_pos, key_padding_mask)  # (B, 2+K, D)
-        mu, logvar = self.vae_latent_head(out[:, 0]).chunk(2, dim=-1)  # (B, L), (B, L)
+        cls = self.vae_encoder(tokens, self.vae_pos, key_padding_mask, first_only=True)  # (B, 1, D)
+        mu, logvar = self.vae_latent_head(cls[:, 0]).chunk(2, dim=-1)  # (B, L), (B, L)
         return mu, logvar
 
     def decode(self, state: torch.Tensor, latent: torch.Tensor,
@@ -303,6 +418,8 @@ class ACTPolicy(nn.Module):
             raise ValueError(f"batch['action_pad'] must be a bool tensor of shape {(b, k)}, got "
                              f"{action_pad.dtype} {tuple(action_pad.shape)}")
 
+        if self.training:
+            self.dropout_masks.reseed()  # this pass's masks, from torch's generator
         mu, logvar = self.encode_latent(state, action, action_pad)  # (B, L), (B, L)
         if self.training:
             latent = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # (B, L)
@@ -328,8 +445,10 @@ class ACTPolicy(nn.Module):
         return groups
 
     def make_optimizer(self) -> torch.optim.AdamW:
+        # fused: one kernel over every parameter; torch's default on a CPU loops over them one at a time
+        # (7% of a training step of the default network).
         return torch.optim.AdamW(self.optimizer_param_groups(), lr=self.config.lr,
-                                 weight_decay=self.config.weight_decay)
+                                 weight_decay=self.config.weight_decay, fused=True)
 
     # ---- inference ----
 

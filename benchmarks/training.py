@@ -1,12 +1,16 @@
 """Training benchmarks for the default ACT config (prints numbers; figures go to BENCHMARKS.md).
 
     .venv/bin/python benchmarks/training.py                      # everything (about 15-20 min)
-    .venv/bin/python benchmarks/training.py --skip-success       # step timing only (about 1 min)
+    .venv/bin/python benchmarks/training.py --skip-success       # step timing only (a few minutes)
+    .venv/bin/python benchmarks/training.py --skip-success --against 521b0d7   # beside an earlier act/model.py
     .venv/bin/python benchmarks/training.py --data /tmp/pp50     # reuse recorded demos
 
-1. ms per training step and samples/s of the default config at 1 and 2 torch threads (and of the first
-   defaults, FIRST_DEFAULTS, at 1 thread), with the
-   machine's load average beside each figure (2 threads collapse when the cores are busy, FACTS.md);
+1. ms per training step (forward, backward, optimizer; batch 64) and samples/s at 1 and 2 torch threads,
+   for the default config and for LeRobot's default ACT sizes (hidden 512, feed-forward 3200, 4 encoder
+   and 4 CVAE layers, chunk 100), with the machine's load average beside each figure (2 threads collapse
+   when the cores are busy, FACTS.md). ``--against REV`` loads act/model.py as it was at git revision REV
+   and times its step beside today's in the same process, alternating step by step, so both see the same
+   load;
 2. the data-loading share of a step (building the batch from memory, target < 10%);
 3. success on random pick-place-v3 spawns vs training steps: `act-train` on 50 scripted demos
    (kept 20 steps past success) with --eval-every, and the wall-clock minutes to each point.
@@ -40,54 +44,77 @@ def record_demos(out: Path, episodes: int) -> Path:
     return out
 
 
-# The defaults before the recipe measurements (BENCHMARKS.md, "ACT recipe"), timed beside the current ones.
-FIRST_DEFAULTS = dict(feedforward_dim=512, n_encoder_layers=4, n_vae_encoder_layers=2)
+# LeRobot's ACT defaults (lerobot/policies/act/configuration_act.py), state only.
+LEROBOT_SIZES = dict(hidden_dim=512, feedforward_dim=3200, n_heads=8, n_encoder_layers=4, n_decoder_layers=1,
+                     n_vae_encoder_layers=4, chunk_size=100, latent_dim=32)
 
 
-def bench_steps(data: Path, threads_list=(1, 2), steps: int = 30, warmup: int = 5) -> None:
+def model_at(revision: str):
+    """act/model.py as it was at a git revision, imported as its own module."""
+    import importlib.util
+
+    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{revision}:act/model.py"], check=True,
+                            capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp()) / f"model_{revision}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def bench_steps(data: Path, threads_list=(1, 2), against: str | None = None, batch_size: int = 64) -> None:
     import torch
 
+    import act.model
     from act.config import ACTConfig
     from act.data import ChunkDataset, collate, load_dataset, step_indices
-    from act.model import ACTPolicy
     from act.normalize import Normalizer
 
     dataset = load_dataset([data])
     episodes = dataset.episodes
     normalizer = Normalizer.from_data(np.concatenate([e.state for e in episodes]),
                                       np.concatenate([e.action for e in episodes]))
-    samples = ChunkDataset(episodes, ACTConfig().chunk_size, normalizer)
-    batch_size = 64
-    print(f"batch {batch_size}, {len(episodes)} episodes / {len(samples)} samples")
-    runs = [("default", ACTConfig().validate(), threads) for threads in threads_list]
-    runs.append(("first defaults", ACTConfig(**FIRST_DEFAULTS).validate(), 1))
-    for name, config, threads in runs:
+    implementations = {"today": act.model}
+    if against:
+        implementations[against] = model_at(against)
+    for name, sizes, steps in (("default", {}, 30), ("LeRobot's default sizes", LEROBOT_SIZES, 6)):
+        config = ACTConfig(**sizes).validate()
+        samples = ChunkDataset(episodes, config.chunk_size, normalizer)
         print(f"{name}: hidden {config.hidden_dim}, feed-forward {config.feedforward_dim}, encoder layers "
-              f"{config.n_encoder_layers}, CVAE layers {config.n_vae_encoder_layers}, chunk {config.chunk_size}")
-        torch.set_num_threads(threads)
-        torch.manual_seed(0)
-        model = ACTPolicy(config)
-        optimizer = model.make_optimizer()
-        n_params = sum(p.numel() for p in model.parameters())
-        data_s, step_s = [], []
-        before = load()
-        for step in range(warmup + steps):
-            start = time.perf_counter()
-            batch = collate(samples.__getitems__(step_indices(len(samples), batch_size, seed=0, step=step)))
-            fetched = time.perf_counter()
-            loss, _ = model(batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            end = time.perf_counter()
-            if step >= warmup:
-                data_s.append(fetched - start)
-                step_s.append(end - start)
-        step_ms = 1000 * float(np.median(step_s))
-        print(f"  {threads} thread(s): {step_ms:.0f} ms/step median (mean {1000 * np.mean(step_s):.0f}), "
-              f"{batch_size / (step_ms / 1000):.0f} samples/s, data loading {100 * np.sum(data_s) / np.sum(step_s):.1f}% "
-              f"of step time ({1000 * np.median(data_s):.2f} ms); {n_params / 1e6:.2f}M parameters; "
-              f"before: {before}; after: {load()}")
+              f"{config.n_encoder_layers}, CVAE layers {config.n_vae_encoder_layers}, chunk {config.chunk_size}, "
+              f"batch {batch_size}, {len(episodes)} episodes / {len(samples)} samples", flush=True)
+        for threads in threads_list:
+            torch.set_num_threads(threads)
+            runs = {}
+            for label, module in implementations.items():
+                torch.manual_seed(0)
+                model = module.ACTPolicy(config)
+                runs[label] = (model, model.make_optimizer(), [], [])
+            before = load()
+            for step in range(2 + steps):  # 2 warm-up steps
+                for label, (model, optimizer, data_s, step_s) in runs.items():  # alternating: the same load
+                    start = time.perf_counter()
+                    batch = collate(samples.__getitems__(step_indices(len(samples), batch_size, seed=0, step=step)))
+                    fetched = time.perf_counter()
+                    loss, _ = model(batch)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    end = time.perf_counter()
+                    if step >= 2:
+                        data_s.append(fetched - start)
+                        step_s.append(end - start)
+            medians = {label: 1000 * float(np.median(run[3])) for label, run in runs.items()}
+            for label, (model, _, data_s, step_s) in runs.items():
+                n_params = sum(p.numel() for p in model.parameters())
+                ratio = f", {medians[against] / medians[label]:.2f}x faster than {against}" \
+                    if against and label != against else ""
+                print(f"  {threads} thread(s), {label}: {medians[label]:.1f} ms/step median (mean "
+                      f"{1000 * np.mean(step_s):.1f}), {batch_size / (medians[label] / 1000):.0f} samples/s{ratio}; "
+                      f"data loading {100 * np.sum(data_s) / np.sum(step_s):.1f}% of the step; "
+                      f"{n_params / 1e6:.2f}M parameters", flush=True)
+            print(f"    load before: {before}; after: {load()}", flush=True)
 
 
 def bench_success(data: Path, steps: int, eval_every: int, eval_episodes: int, threads: int) -> None:
@@ -133,13 +160,15 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the success run")
     parser.add_argument("--skip-timing", action="store_true")
+    parser.add_argument("--against", metavar="REV", help="also time act/model.py as it was at this git revision")
+    parser.add_argument("--threads-list", type=int, nargs="+", default=[1, 2], help="torch threads to time")
     parser.add_argument("--skip-success", action="store_true")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, {load()}, python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or record_demos(Path(tmp) / "pp50", 50)
         if not args.skip_timing:
-            bench_steps(data)
+            bench_steps(data, args.threads_list, args.against)
         if not args.skip_success:
             bench_success(data, args.steps, args.eval_every, args.eval_episodes, args.threads)
 

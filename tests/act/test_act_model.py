@@ -291,3 +291,83 @@ def test_fresh_policy_tells_chunk_steps_apart():
     policy = ACTPolicy(ACTConfig())
     chunk = policy.predict_chunk(torch.randn(8, 39))  # (B, K, A)
     assert (chunk.std(dim=1).mean() / chunk.std(dim=(0, 1)).mean()).item() > 0.05
+
+
+# ---- the layers written out for speed compute what torch's modules compute ----
+
+def test_attention_computes_what_torch_multihead_attention_computes():
+    """Same parameters (an nn.MultiheadAttention's state dict loads strictly, so checkpoints written
+    with it keep loading), same outputs, for self-attention with a padding mask and for cross-attention."""
+    config = tiny_config(dropout=0.0)
+    torch.manual_seed(3)
+    reference = nn.MultiheadAttention(config.hidden_dim, config.n_heads, batch_first=True).eval()
+    attention = act.model.Attention(config, act.model.DropoutMasks()).eval()
+    attention.load_state_dict(reference.state_dict(), strict=True)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(B, 7, config.hidden_dim, generator=g)
+    memory = torch.randn(B, 3, config.hidden_dim, generator=g)
+    ignore = torch.zeros(B, 7, dtype=torch.bool)
+    ignore[0, 4:] = True
+    ignore[2, 1:] = True
+    with torch.no_grad():
+        want = reference(x, x, x, key_padding_mask=ignore, need_weights=False)[0]
+        got = attention(x, x, x, act.model.padding_bias(ignore, x.dtype))
+        assert torch.allclose(got, want, atol=1e-5)
+        want = reference(x, memory, memory, need_weights=False)[0]
+        assert torch.allclose(attention(x, memory, memory), want, atol=1e-5)
+
+
+def test_a_seed_builds_the_same_weights_as_with_torch_multihead_attention():
+    """Attention creates and initializes its parameters in nn.MultiheadAttention's order: a seed gives
+    the weights it gave before the change."""
+    config = tiny_config()
+    torch.manual_seed(5)
+    reference = nn.MultiheadAttention(config.hidden_dim, config.n_heads, batch_first=True)
+    torch.manual_seed(5)
+    attention = act.model.Attention(config, act.model.DropoutMasks())
+    for name, value in reference.state_dict().items():
+        assert torch.equal(attention.state_dict()[name], value), name
+
+
+def test_cvae_encoder_first_token_only_matches_the_full_pass():
+    policy = make_policy(n_vae_encoder_layers=2).eval()
+    batch = make_batch()
+    d = policy.config.hidden_dim
+    tokens = torch.randn(B, 2 + K, d)
+    ignore = torch.cat((torch.zeros(B, 2, dtype=torch.bool), batch["action_pad"]), dim=1)
+    with torch.no_grad():
+        full = policy.vae_encoder(tokens, policy.vae_pos, ignore)
+        first = policy.vae_encoder(tokens, policy.vae_pos, ignore, first_only=True)
+    assert first.shape == (B, 1, d)
+    assert torch.allclose(first[:, 0], full[:, 0], atol=1e-5)
+
+
+def test_dropout_masks_drop_p_scale_the_rest_and_follow_torch_seed():
+    masks = act.model.DropoutMasks()
+    like = torch.empty(200_000)
+    torch.manual_seed(0)
+    masks.reseed()
+    noise = masks.noise(like, 0.1)
+    assert noise.unique().tolist() == [0.0, pytest.approx(1 / 0.9)]
+    assert abs((noise == 0).float().mean().item() - 0.1) < 0.005  # 0.1 +- ~7 standard deviations
+    assert abs(noise.mean().item() - 1.0) < 0.01  # expectation kept
+    torch.manual_seed(0)
+    masks.reseed()
+    assert torch.equal(masks.noise(like, 0.1), noise)  # a step's masks are a function of torch's seed
+    torch.manual_seed(1)
+    masks.reseed()
+    assert not torch.equal(masks.noise(like, 0.1), noise)
+
+
+def test_dropout_is_identity_in_eval_mode_and_active_in_training():
+    policy = make_policy(dropout=0.5)
+    batch = make_batch()
+    policy.train()
+    torch.manual_seed(0)
+    first = policy(batch)[0]
+    torch.manual_seed(1)
+    assert policy(batch)[0] != first  # other masks, another loss
+    torch.manual_seed(0)
+    assert policy(batch)[0] == first  # same seed, same masks
+    policy.eval()
+    assert policy(batch)[0] == policy(batch)[0]
