@@ -15,7 +15,12 @@ target leads the hand by at most ``lead_per_unit`` x the command (the lead sets
 the speed: the hand moves about a quarter of the lead each step); when an axis
 is released, the target goes back to where the hand was at that moment and
 stays there. The hand then stops within a few millimetres (BENCHMARKS.md,
-"Stop on release"). An axis not yet commanded in the episode holds the target
+"Stop on release"). Pushing: the lead also sets the force the weld can apply,
+and 1 cm of it could not swing a door the last few centimetres open. So when a
+commanded axis is blocked (the hand moves under 0.5 mm a step for 8 steps in a
+row), its lead grows by 1 mm a step up to ``PUSH_LEAD`` (4 cm, about the lag
+of MetaWorld's own action at full speed), and shrinks back as soon as the hand
+moves freely again; releasing still brings the target back to the hand. An axis not yet commanded in the episode holds the target
 where the reset put it, so the arm settles from the reset as MetaWorld's own
 does and the first actions before the operator moves are exactly zero. The actions recorded are what the simulator received, so
 replay and training see exactly this motion.
@@ -34,6 +39,10 @@ from teleop.env import HAND_SAG, ActionError
 ACTION_SCALE = 0.01  # metres the mocap target moves per step for an action of 1 (MetaWorld's action_scale)
 LEAD_PER_UNIT = 0.01  # metres the target may lead the hand at full command; see the module docstring
 COMMAND_EPS = 1e-6  # below this an axis counts as released
+PUSH_LEAD = 0.04  # metres the target may lead a blocked hand (pushing a door, a drawer); see the module docstring
+BLOCKED_MOVE = 0.0005  # metres a step: a commanded hand moving less than this is blocked
+BLOCKED_STEPS = 8  # steps in a row blocked before the lead grows
+PUSH_GROWTH = 0.001  # metres the lead grows per blocked step
 
 
 @dataclass
@@ -80,30 +89,49 @@ class StopOnRelease:
         self.basis = np.asarray(basis, dtype=np.float64)
         self._to_view = np.linalg.inv(self.basis)
         self.lead_per_unit = lead_per_unit
-        self.hold: list[float | None] = [None, None, None]  # view coordinate the target holds, per axis
-        self.commanded = [False, False, False]  # per axis: moved by the operator since the reset
+        self.reset()
 
     def reset(self) -> None:
-        self.hold = [None, None, None]
-        self.commanded = [False, False, False]
+        self.hold: list[float | None] = [None, None, None]  # view coordinate the target holds, per axis
+        self.commanded = [False, False, False]  # per axis: moved by the operator since the reset
+        self.push = [0.0, 0.0, 0.0]  # extra lead of a blocked axis (m)
+        self._blocked = [0, 0, 0]  # steps in a row each commanded axis has been blocked
+        self._last_hand: np.ndarray | None = None
+        self._last_sign = [0.0, 0.0, 0.0]
 
     def __call__(self, move: np.ndarray, hand: np.ndarray, mocap: np.ndarray) -> np.ndarray:
         hand_v = self._to_view @ (np.asarray(hand) + HAND_SAG)  # where the target sits when the hand rests here
         mocap_v = self._to_view @ np.asarray(mocap)
+        last, self._last_hand = self._last_hand, hand_v
         target = np.empty(3)
         for i, c in enumerate(move):
             if abs(c) > COMMAND_EPS:
                 self.hold[i], self.commanded[i] = None, True
+                self._update_push(i, np.sign(c), None if last is None else abs(hand_v[i] - last[i]))
                 ahead = mocap_v[i] + c * ACTION_SCALE
-                lead = c * self.lead_per_unit
+                lead = c * self.lead_per_unit + np.sign(c) * self.push[i]
                 # Never behind the hand (a reversal starts at once), never further ahead than the lead.
                 target[i] = min(max(ahead, hand_v[i]), hand_v[i] + lead) if c > 0 else \
                     max(min(ahead, hand_v[i]), hand_v[i] + lead)
             else:
+                self.push[i], self._blocked[i], self._last_sign[i] = 0.0, 0, 0.0
                 if self.hold[i] is None:
                     self.hold[i] = hand_v[i] if self.commanded[i] else mocap_v[i]
                 target[i] = self.hold[i]
         return np.clip(self.basis @ (target - mocap_v) / ACTION_SCALE, -1.0, 1.0)
+
+    def _update_push(self, i: int, sign: float, moved: float | None) -> None:
+        """Grow axis i's extra lead while the hand is blocked on it, shrink it once it moves."""
+        if sign != self._last_sign[i]:  # a new push, or a reversal
+            self.push[i], self._blocked[i], self._last_sign[i] = 0.0, 0, sign
+            return
+        if moved is not None and moved < BLOCKED_MOVE:
+            self._blocked[i] += 1
+            if self._blocked[i] >= BLOCKED_STEPS:
+                self.push[i] = min(self.push[i] + PUSH_GROWTH, PUSH_LEAD - self.lead_per_unit)
+        else:
+            self._blocked[i] = 0
+            self.push[i] = max(self.push[i] - 2 * PUSH_GROWTH, 0.0)
 
 
 class ActionMapper:

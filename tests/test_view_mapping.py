@@ -11,7 +11,7 @@ import pytest
 
 from devices.base import Command
 from teleop.cameras import camera_frame, project
-from teleop.env import TaskEnv
+from teleop.env import HAND_SAG, TaskEnv
 from teleop.mapping import ActionMapper, view_basis
 from teleop.spawn import SpawnStream
 
@@ -57,3 +57,29 @@ def test_keys_follow_the_picture(env, camera):
     if abs(frame.forward[2]) < 0.9:  # not looking straight down: lifting shows as up on screen
         up = screen_motion(env, camera, (0.0, 0.0, 1.0))
         assert up[1] < -3, f"up moved the hand {up} px on screen"
+
+
+def test_a_blocked_hand_pushes_harder_and_stops_on_release():
+    """While the hand does not move on a commanded axis the target's lead grows (to swing a door the last
+    centimetres open), back to normal once it moves, and a release still holds the target at the hand."""
+    from teleop.mapping import ACTION_SCALE, LEAD_PER_UNIT, PUSH_LEAD, StopOnRelease
+
+    stop = StopOnRelease(np.eye(3))
+    hand = np.array([0.0, 0.6, 0.2])
+    mocap = hand + HAND_SAG
+    leads = []
+    for _ in range(60):  # full command on x, the hand blocked: it stays where it is
+        action = stop(np.array([1.0, 0.0, 0.0]), hand, mocap)
+        mocap = mocap + action * ACTION_SCALE
+        leads.append(mocap[0] - (hand + HAND_SAG)[0])
+    assert leads[3] == pytest.approx(LEAD_PER_UNIT)  # at first the normal lead
+    assert leads[-1] == pytest.approx(PUSH_LEAD)  # grown to the push lead, no further
+    assert leads[-1] > 3 * LEAD_PER_UNIT
+    for _ in range(20):  # the obstacle gives way: the hand moves freely again and the lead shrinks back
+        hand = hand + np.array([0.003, 0.0, 0.0])
+        action = stop(np.array([1.0, 0.0, 0.0]), hand, mocap)
+        mocap = mocap + action * ACTION_SCALE
+    assert stop.push[0] == 0.0
+    action = stop(np.zeros(3), hand, mocap)  # released: the target goes back to the hand and holds there
+    mocap = mocap + action * ACTION_SCALE
+    assert mocap[0] == pytest.approx((hand + HAND_SAG)[0], abs=1e-9)
