@@ -12,7 +12,7 @@ display frame rate and input-to-action latency (posted -> the action that
 reflects it reaches env.step), beside the machine's load.
 
 The window is the one a person gets (the operator view with its depth cues at 560 px, gripperPOV in
-the side panel), at ``--speed`` (default 1.0: 80 ticks a second, the most the loop is asked for; a
+the side panel; the scene rendered at 400 px and scaled up), at ``--speed`` (default 1.0: 80 ticks a second, the most the loop is asked for; a
 person's default is 0.5, 40 ticks a second).
 
 Targets: the tick rate with no missed tick, display >= 30 fps, latency p99 <= one tick period.
@@ -128,6 +128,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="how long to record")
     parser.add_argument("--task", default="pick-place-v3")
     parser.add_argument("--view-size", type=int, default=560, help="scene side in pixels")
+    parser.add_argument("--render-size", type=int, default=400, help="most pixels per side rendered (then scaled up)")
     parser.add_argument("--camera", default="operator")
     parser.add_argument("--second-camera", default="gripperPOV", help="'none' for no second view")
     parser.add_argument("--speed", type=float, default=1.0, help="fraction of real time (a person's default: 0.5)")
@@ -150,7 +151,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as out:
         config = live.LiveConfig(task=args.task, episodes=10_000, out=out, camera=args.camera,
                                  second_camera=None if args.second_camera == "none" else args.second_camera,
-                                 view_size=args.view_size, speed=args.speed, boost_priority=not args.no_boost,
+                                 view_size=args.view_size, render_size=args.render_size, speed=args.speed, boost_priority=not args.no_boost,
                                  keep_failures=True)
         def start_operator(control):
             holder["control"] = control
@@ -165,7 +166,7 @@ def main() -> None:
     print(f"ran {elapsed:.1f} s, {result.kept} episodes kept, {recording} recorded steps "
           f"({recording / CONTROL_HZ / args.speed:.1f} s of recording), {operator.presses} key presses")
     rate = CONTROL_HZ * args.speed
-    print(f"window                 {args.camera} view at {args.view_size} px, second view {args.second_camera}, "
+    print(f"window                 {args.camera} view at {args.view_size} px (rendered at {min(args.view_size, args.render_size)}), second view {args.second_camera}, "
           f"speed {args.speed}")
     print(f"control tick rate      {s['tick_rate_hz']:.2f} Hz (target {rate:g})")
     print(f"missed ticks           {s['missed_ticks']} (target 0)")

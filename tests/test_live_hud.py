@@ -76,6 +76,27 @@ def test_badges_and_prompts_stay_on_the_border_and_leave_the_middle_of_the_scene
                                                              for i in range(0, 9, 3)], axis=0))
 
 
+def test_a_scene_larger_than_the_render_size_is_rendered_small_and_scaled_up_to_fill_it(pygame_fonts):
+    """Software GL's frame time grows with the pixels: the default window shows 560 px from a 400 px render."""
+    pg = pygame_fonts
+    layout = Layout.default(560, inset=True, help_lines=6)
+    painter = HudPainter(layout, view_name="operator", inset_name="gripperPOV", help_lines=(), render_size=400)
+    assert painter.render_side == 400 and painter.scene.shape == (400, 400, 3)
+    painter.scene[:, :200] = (200, 0, 0)  # left half red, right half blue
+    painter.scene[:, 200:] = (0, 0, 200)
+    frame = painter.new_frame()
+    painter.compose(frame, state(), 40.0)
+    pixels = pg.surfarray.array3d(frame).swapaxes(0, 1)
+    side = layout.scene
+    assert side > 400
+    row = pixels[side // 2]
+    assert tuple(row[int(0.45 * side)]) == (200, 0, 0) and tuple(row[int(0.55 * side)]) == (0, 0, 200)
+    assert tuple(row[side - 3]) == (0, 0, 200)  # the picture reaches the scene's right edge
+    small = HudPainter(Layout.default(300, inset=False, help_lines=6), view_name="operator", inset_name=None,
+                       help_lines=(), render_size=400)
+    assert small.render_side == small.layout.scene  # a scene at or under the render size is drawn 1:1
+
+
 def test_review_of_a_failure_says_failed_and_how_to_keep_it():
     """Seen: at the step limit the review did not say FAILED, and K kept the failure."""
     failed = STATES["review, failed"]

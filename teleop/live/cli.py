@@ -24,7 +24,10 @@ def add_live_arguments(rec) -> None:
                       help="second view in the side panel (default gripperPOV: looking down from the gripper); "
                            "'none' for none")
     live.add_argument("--view-size", type=int, default=560,
-                      help="scene side in pixels at start (the window can be resized; 560: 40 fps on 2 cores)")
+                      help="scene side in pixels at start (the window can be resized)")
+    live.add_argument("--render-size", type=int, default=400,
+                      help="most pixels per side the scene is rendered at; a larger scene shows that picture "
+                           "scaled up (software GL on 2 cores: 400 px about 30 fps, 560 px about 20)")
     live.add_argument("--fps", type=float, default=40.0, help="display frame-rate cap")
     live.add_argument("--hold-s", type=float, default=0.5,
                       help="simulated seconds recorded after the first success")
@@ -96,7 +99,7 @@ def record_live(args, out: str) -> int:
     human = args.device in HUMAN_DEVICES
     config = LiveConfig(
         task=args.task, episodes=args.episodes, out=out, seed=args.seed, spawn=args.spawn, camera=args.camera,
-        second_camera=second, view_size=args.view_size, fps=args.fps, hold_s=args.hold_s,
+        second_camera=second, view_size=args.view_size, render_size=args.render_size, fps=args.fps, hold_s=args.hold_s,
         max_steps=args.max_steps if args.max_steps is not None else (HUMAN_MAX_STEPS if human else 500),
         speed=args.speed if args.speed is not None else DEFAULT_SPEED.get(args.device, 1.0),
         practice=args.practice, keep_failures=args.keep_failures, operator=args.operator, session=args.session,

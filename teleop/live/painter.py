@@ -81,7 +81,8 @@ def fit_text(font, text: str, width: int) -> str:
 class HudPainter:
     """Composes the scene image(s) and the HUD into frame Surfaces for one :class:`Layout`."""
 
-    def __init__(self, layout: Layout, *, view_name: str, inset_name: Optional[str], help_lines: tuple):
+    def __init__(self, layout: Layout, *, view_name: str, inset_name: Optional[str], help_lines: tuple,
+                 render_size: Optional[int] = None):
         import pygame
 
         self.pygame = pygame
@@ -91,8 +92,13 @@ class HudPainter:
         self.small = pygame.font.Font(None, SMALL)
         self.large = pygame.font.Font(None, LARGE)
         self.badge_font = pygame.font.Font(None, BADGE)
-        self.scene = np.zeros((layout.scene, layout.scene, 3), np.uint8)  # SceneView renders into this
-        self._scene_surface = pygame.image.frombuffer(self.scene, (layout.scene, layout.scene), "RGB")
+        # SceneView renders into ``scene``: at most ``render_size`` pixels a side, scaled up to the layout's
+        # scene when that is larger (software GL's time grows with the pixels; scaling costs ~2 ms).
+        self.render_side = min(layout.scene, render_size or layout.scene)
+        self.scene = np.zeros((self.render_side, self.render_side, 3), np.uint8)
+        self._scene_surface = pygame.image.frombuffer(self.scene, (self.render_side, self.render_side), "RGB")
+        self._scaled = None if self.render_side == layout.scene else \
+            pygame.Surface((layout.scene, layout.scene), 0, self._scene_surface)
         side = layout.inset
         self.inset = np.zeros((side, side, 3), np.uint8) if side else None
         self._inset_surface = pygame.image.frombuffer(self.inset, (side, side), "RGB") if side else None
@@ -175,7 +181,11 @@ class HudPainter:
         """
         pg, layout = self.pygame, self.layout
         side = layout.scene
-        frame.blit(self._scene_surface, (0, 0))
+        if self._scaled is None:
+            frame.blit(self._scene_surface, (0, 0))
+        else:
+            pg.transform.smoothscale(self._scene_surface, (side, side), self._scaled)
+            frame.blit(self._scaled, (0, 0))
         offsets = {"top-left": 0, "top-right": 0, "bottom-right": 0}
         for corner, text, colour in badges(state):
             offsets[corner] += self._badge(frame, text, colour, corner, offsets[corner])

@@ -222,7 +222,7 @@ class RenderThread(threading.Thread):
     def _painter(self, layout: Layout) -> HudPainter:
         config = self.config
         return HudPainter(layout, view_name=config.camera, inset_name=config.second_camera,
-                          help_lines=self.help_lines)
+                          help_lines=self.help_lines, render_size=config.render_size)
 
     def run(self) -> None:
         # Before the renderer exists, so Mesa's llvmpipe thread inherits the lower priority too.
@@ -230,9 +230,9 @@ class RenderThread(threading.Thread):
         view = None
         try:
             config, layout = self.config, self.layout
-            view = SceneView(self.env, layout.scene, inset_size=layout.inset,
-                             hidden_sites=self.env.target_site_names())
             painter = self._painter(layout)
+            view = SceneView(self.env, painter.render_side, inset_size=layout.inset,
+                             hidden_sites=self.env.target_site_names())
             back, self._front = painter.new_frame(), painter.new_frame()
             self.ready.set()
             period = 1.0 / config.fps
@@ -249,8 +249,8 @@ class RenderThread(threading.Thread):
                 wanted = self.control.window_size
                 if wanted is not None and wanted != painter.size:
                     layout = Layout.fit(*wanted, inset=bool(config.second_camera), help_lines=len(self.help_lines))
-                    view.resize(layout.scene, layout.inset)
                     painter = self._painter(layout)
+                    view.resize(painter.render_side, layout.inset)
                     back = painter.new_frame()
                     with self._lock:
                         self._front, self._fresh = painter.new_frame(), False
