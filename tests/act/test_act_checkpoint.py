@@ -95,3 +95,23 @@ def test_missing_truncated_and_foreign_files(tmp_path):
     empty.mkdir()
     with pytest.raises(CheckpointError, match="best.pt or latest.pt"):
         open_checkpoint(empty)[0]
+
+
+def test_a_checkpoint_written_before_the_faster_training_step_loads_and_acts_the_same():
+    """tests/act/data/checkpoint_521b0d7.pt was written by act-train at 521b0d7 (torch's
+    nn.MultiheadAttention, nn.Dropout, the for-loop AdamW; tiny config, 6 steps); the .json beside it holds
+    what that version's policy did on 8 recorded observations. Today's layers load its weights and act
+    the same."""
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from act.policy import Policy
+
+    data = Path(__file__).parent / "data"
+    expected = json.loads((data / "checkpoint_521b0d7.json").read_text())
+    policy = Policy.load(data / "checkpoint_521b0d7.pt")
+    policy.reset()
+    actions = np.array([policy.act(np.array(obs)) for obs in expected["obs"]])
+    assert np.allclose(actions, np.array(expected["actions"]), atol=1e-5)
