@@ -17,7 +17,7 @@ window's ``--speed``:
   When the next waypoint jumps somewhere new it stops and looks for ``plan_s`` first; it lines up
   over a waypoint more than 5 cm below before going down to it (to ``lower_after_m`` or a quarter of
   the distance, whichever is larger), and closes the gripper once it is there (``grasp_m``), or at once
-  when the expert wants it closed while far from the object (``fist_m``: pushing with a fist).
+  when the expert wants it closed far from an object its waypoint is not on (``fist_m``: pushing with a fist).
 - **Keyboard**: per screen axis it holds a key while the gap is large, releases it when the gap (with
   its anticipation) falls below ``release_m``, and for smaller gaps gives one short press sized to
   cover part of the gap with the keyboard's ramp, then waits to see the result; at most ``max_keys``
@@ -68,7 +68,7 @@ class OperatorParams:
     max_keys: int = 2  # keyboard: motion keys held at once (one hand on W A S D R F)
     lower_after_m: float = 0.02  # goes down only once lined up within this (on the table plane)
     grasp_m: float = 0.015  # closes the gripper only this close to where the waypoint wants it
-    fist_m: float = 0.06  # ...or at once while farther than this from the object (a fist to push with)
+    fist_m: float = 0.06  # ...or at once, farther than this from an object it is not going to grasp (a fist)
     seed: int = 0
 
 
@@ -340,10 +340,11 @@ class SimulatedOperator(threading.Thread):
         speed = self._to_view @ self._velocity(now)
         # Opening is done at once; closing once the gripper is where it should close (the expert starts
         # closing on the way down, which at a person's pace shuts the fingers above the object), or at
-        # once while it is far from the object: a fist to push with (door-open's expert pushes the handle
-        # with closed fingers; open ones straddle the handle and jam as the door swings).
-        far = np.linalg.norm(hand - obs[4:7]) > p.fist_m
-        if close != closed and now >= self._gripper_free_at and (arrived or not close or far):
+        # once when the waypoint is not the object itself and the hand is far from it: a fist to push
+        # with (door-open's expert pushes the handle with closed fingers; open ones straddle the handle
+        # and jam as the door swings). Where the waypoint is the object, it is there to be grasped.
+        fist = np.linalg.norm(target - obs[4:7]) > p.grasp_m * 2 and np.linalg.norm(hand - obs[4:7]) > p.fist_m
+        if close != closed and now >= self._gripper_free_at and (arrived or not close or fist):
             self._press_button("gripper")
             self._gripper_free_at = now + p.reaction_s + 0.1
         if self.device == "keyboard":
