@@ -1,6 +1,7 @@
 """The headline table: ACT success on unseen spawns vs number of demonstrations, per task.
 
     .venv/bin/python benchmarks/success.py                                   # the full grid (many hours)
+    .venv/bin/python benchmarks/success.py --tasks all --demos 20 --jobs 2   # every MetaWorld v3 task
     .venv/bin/python benchmarks/success.py --tasks pick-place-v3 --demos 10 20 --jobs 2
     .venv/bin/python benchmarks/success.py --tasks pick-place-v3 --demos 50 --spawn fixed   # the single-spawn failure
     .venv/bin/python benchmarks/success.py --device humanlike --tasks pick-place-v3 --demos 50
@@ -430,7 +431,8 @@ def report(results: Path, png: Path) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS), help="MetaWorld v3 tasks")
+    parser.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS),
+                        help="MetaWorld v3 tasks; 'all' for all 50 (default: the seven benchmark tasks)")
     parser.add_argument("--demos", nargs="+", type=int, default=list(DEFAULT_DEMOS), help="demo counts")
     parser.add_argument("--device", choices=("scripted", "humanlike", "operator"), default="scripted",
                         help="who records the demos: the scripted expert, its human-like perturbation, or the "
@@ -458,6 +460,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.steps < 1 or args.episodes < 1 or any(d < 1 for d in args.demos):
         parser.error("--jobs, --steps, --episodes and --demos must be at least 1")
+    if args.tasks == ["all"]:
+        from teleop.env import task_names
+
+        args.tasks = task_names()
     results, png = Path(args.results), Path(args.png)
     if not args.table_only:
         # A column at a time (every task at the first --demos count, then the next), so a run cut short

@@ -97,6 +97,13 @@ def test_a_scene_larger_than_the_render_size_is_rendered_small_and_scaled_up_to_
     assert small.render_side == small.layout.scene  # a scene at or under the render size is drawn 1:1
 
 
+def test_practice_never_says_rec():
+    """Practice records nothing, so its running badge is not the red REC of a recording."""
+    texts = [text for _, text, _ in badges(STATES["practice"])]
+    assert "PRACTICE" in texts and not any(t.startswith("REC") for t in texts)
+    assert any(t.startswith("REC") for _, t, _ in badges(STATES["recording"]))
+
+
 def test_review_of_a_failure_says_failed_and_how_to_keep_it():
     """Seen: at the step limit the review did not say FAILED, and K kept the failure."""
     failed = STATES["review, failed"]

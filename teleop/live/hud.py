@@ -82,7 +82,7 @@ def phase_badge(state: HudState) -> tuple[str, tuple]:
     elapsed = state.steps / state.control_hz
     return {
         "idle": (f"READY: move or {key(state, 'toggle_record', 'Enter')} to start", WHITE),
-        "recording": (f"REC  {elapsed:4.1f} s", RED),
+        "recording": (f"GO  {elapsed:4.1f} s", GREEN) if state.practice else (f"REC  {elapsed:4.1f} s", RED),
         "paused": (f"PAUSED  ({key(state, 'step', '.')}: one step, {key(state, 'pause', 'P')}: go on)", YELLOW),
         "review": ("REVIEW", BLUE),
         "done": ("DONE", GREY),
