@@ -2,8 +2,9 @@
 
 The defaults are sized for a 2-core CPU and a 39-float MetaWorld state, and chosen from measurements
 (BENCHMARKS.md, "ACT recipe"): against the first defaults (feed-forward 512, 4 encoder layers, 2 CVAE
-layers, lr 1e-4: 1.48M parameters, ~180 ms a step) this network (0.62M, ~75 ms a step alone) at lr 3e-4
-took 20 pick-place-v3 demos from 85% to 94-96% and 10 demos from 42% to 80%, in less training time.
+layers, lr 1e-4: 1.48M parameters, ~180 ms a step) this network (0.62M, ~75 ms a step alone then, 43-58
+ms since the step was made faster, BENCHMARKS.md "Training step") at lr 3e-4 took 20 pick-place-v3 demos
+from 85% to 94-96% and 10 demos from 42% to 80%, in less training time.
 A checkpoint stores `to_dict()`; `ACTConfig.from_dict` rebuilds the same network from it alone.
 """
 

@@ -14,8 +14,8 @@ therefore drives the target, not the hand: while an axis is commanded, the
 target leads the hand by at most ``lead_per_unit`` x the command (the lead sets
 the speed: the hand moves about a quarter of the lead each step); when an axis
 is released, the target goes back to where the hand was at that moment and
-stays there. The hand then stops within a few millimetres (BENCHMARKS.md,
-"Stop on release"). Pushing: the lead also sets the force the weld can apply,
+stays there. The hand then stops within a millimetre (BENCHMARKS.md, "Human
+pace", travel after release). Pushing: the lead also sets the force the weld can apply,
 and 1 cm of it could not swing a door the last few centimetres open. So when a
 commanded axis is blocked (the hand moves under 0.5 mm a step for 8 steps in a
 row), its lead grows by 1 mm a step up to ``PUSH_LEAD`` (4 cm, about the lag
