@@ -15,15 +15,18 @@ target leads the hand by at most ``lead_per_unit`` x the command (the lead sets
 the speed: the hand moves about a quarter of the lead each step); when an axis
 is released, the target goes back to where the hand was at that moment and
 stays there. The hand then stops within a millimetre (BENCHMARKS.md, "Human
-pace", travel after release). Pushing: the lead also sets the force the weld can apply,
-and 1 cm of it could not swing a door the last few centimetres open. So when a
-commanded axis is blocked (the hand moves under 0.5 mm a step for 8 steps in a
-row), its lead grows by 1 mm a step up to ``PUSH_LEAD`` (4 cm, about the lag
-of MetaWorld's own action at full speed), and shrinks back as soon as the hand
-moves freely again; releasing still brings the target back to the hand. An axis not yet commanded in the episode holds the target
-where the reset put it, so the arm settles from the reset as MetaWorld's own
-does and the first actions before the operator moves are exactly zero. The actions recorded are what the simulator received, so
-replay and training see exactly this motion.
+pace", travel after release). Pushing: the lead also sets the force the weld
+can apply, and 1 cm of it could not swing a door the last few centimetres open.
+So when a commanded axis is blocked (the hand moves under a fifth of the pace
+the command asks for, 0.5 mm a step at full command, for 8 steps in a row), its
+lead grows by 1 mm a step up to ``PUSH_LEAD`` (4 cm, about the lag of
+MetaWorld's own action at full speed), and shrinks back as soon as the hand
+moves freely again (the target waits for the hand rather than being pulled
+back); releasing still brings the target back to the hand. An axis not yet
+commanded in the episode holds the target where the reset put it, so the arm
+settles from the reset as MetaWorld's own does and the first actions before the
+operator moves are exactly zero. The actions recorded are what the simulator
+received, so replay and training see exactly this motion.
 """
 
 from __future__ import annotations
@@ -107,12 +110,15 @@ class StopOnRelease:
         for i, c in enumerate(move):
             if abs(c) > COMMAND_EPS:
                 self.hold[i], self.commanded[i] = None, True
-                self._update_push(i, np.sign(c), None if last is None else abs(hand_v[i] - last[i]))
+                pushing = self.push[i] > 0.0
+                self._update_push(i, c, None if last is None else abs(hand_v[i] - last[i]))
                 ahead = mocap_v[i] + c * ACTION_SCALE
                 lead = c * self.lead_per_unit + np.sign(c) * self.push[i]
                 # Never behind the hand (a reversal starts at once), never further ahead than the lead.
                 target[i] = min(max(ahead, hand_v[i]), hand_v[i] + lead) if c > 0 else \
                     max(min(ahead, hand_v[i]), hand_v[i] + lead)
+                if pushing:  # a push lead shrinking: wait for the hand, never pull the target back
+                    target[i] = max(target[i], mocap_v[i]) if c > 0 else min(target[i], mocap_v[i])
             else:
                 self.push[i], self._blocked[i], self._last_sign[i] = 0.0, 0, 0.0
                 if self.hold[i] is None:
@@ -120,12 +126,15 @@ class StopOnRelease:
                 target[i] = self.hold[i]
         return np.clip(self.basis @ (target - mocap_v) / ACTION_SCALE, -1.0, 1.0)
 
-    def _update_push(self, i: int, sign: float, moved: float | None) -> None:
-        """Grow axis i's extra lead while the hand is blocked on it, shrink it once it moves."""
+    def _update_push(self, i: int, command: float, moved: float | None) -> None:
+        """Grow axis i's extra lead while the hand is blocked on it, shrink it once it moves. Blocked:
+        under a fifth of the pace the command asks for (BLOCKED_MOVE at full command), so fine motion
+        with a small command is not mistaken for a blocked hand."""
+        sign = np.sign(command)
         if sign != self._last_sign[i]:  # a new push, or a reversal
             self.push[i], self._blocked[i], self._last_sign[i] = 0.0, 0, sign
             return
-        if moved is not None and moved < BLOCKED_MOVE:
+        if moved is not None and moved < BLOCKED_MOVE * abs(command):
             self._blocked[i] += 1
             if self._blocked[i] >= BLOCKED_STEPS:
                 self.push[i] = min(self.push[i] + PUSH_GROWTH, PUSH_LEAD - self.lead_per_unit)
