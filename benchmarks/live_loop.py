@@ -12,7 +12,7 @@ display frame rate and input-to-action latency (posted -> the action that
 reflects it reaches env.step), beside the machine's load.
 
 The window is the one a person gets (the operator view with its depth cues at 560 px, gripperPOV in
-the side panel; the scene rendered at 360 px and scaled up), at ``--speed`` (default 1.0: 80 ticks a second, the most the loop is asked for; a
+the side panel; the scene rendered at 400 px and scaled up), at ``--speed`` (default 1.0: 80 ticks a second, the most the loop is asked for; a
 person's default is 0.5, 40 ticks a second).
 
 Targets: the tick rate with no missed tick, display >= 30 fps, latency p99 <= one tick period.
@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="how long to record")
     parser.add_argument("--task", default="pick-place-v3")
     parser.add_argument("--view-size", type=int, default=560, help="scene side in pixels")
-    parser.add_argument("--render-size", type=int, default=360, help="most pixels per side rendered (then scaled up)")
+    parser.add_argument("--render-size", type=int, default=400, help="most pixels per side rendered (then scaled up)")
     parser.add_argument("--camera", default="operator")
     parser.add_argument("--second-camera", default="gripperPOV", help="'none' for no second view")
     parser.add_argument("--speed", type=float, default=1.0, help="fraction of real time (a person's default: 0.5)")

@@ -25,7 +25,7 @@ def add_live_arguments(rec) -> None:
                            "'none' for none")
     live.add_argument("--view-size", type=int, default=560,
                       help="scene side in pixels at start (the window can be resized)")
-    live.add_argument("--render-size", type=int, default=360,
+    live.add_argument("--render-size", type=int, default=400,
                       help="most pixels per side the scene is rendered at; a larger scene shows that picture "
                            "scaled up (software GL on 2 cores: 560 px about 20 fps, 400 px about 30; "
                            "raise it on a machine with a GPU)")

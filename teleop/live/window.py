@@ -59,7 +59,7 @@ class LiveConfig:
     camera: str = "operator"  # the operator's view; motion is mapped into its frame
     second_camera: Optional[str] = None  # optional second view in the side panel (e.g. gripperPOV)
     view_size: int = 560  # scene side in pixels at start (the window can be resized)
-    render_size: int = 360  # most pixels per side rendered; a larger scene is that picture scaled up
+    render_size: int = 400  # most pixels per side rendered; a larger scene is that picture scaled up
     fps: float = 40.0  # display frame-rate cap
     hold_s: float = 0.5  # an episode ends this long after first success (simulated seconds)
     max_steps: int = 500  # step limit per episode
