@@ -274,3 +274,40 @@ def test_second_view_arrows_point_where_the_keys_move_the_gripper_in_that_pictur
     w_motion = screen_motion(env, "gripperPOV", tuple(np.linalg.solve(view_basis(env, "gripperPOV"),
                                                                       mapper_basis[:, 1])))
     assert agrees(arrows["D"], d_motion) and agrees(arrows["W"], w_motion)
+
+
+@pytest.mark.parametrize("task", ["pick-place-v3", "door-open-v3"])
+def test_views_leave_out_only_what_they_cannot_see(scene_env, task):
+    """Frustum culling: the pictures are pixel-identical with and without it, and the wrist camera
+    leaves out the arm it hangs from (most of the robot's triangles) in ordinary poses."""
+    from teleop.live.hud import Pose
+    from teleop.live.render import SceneView
+
+    env = scene_env(task)
+    view = SceneView(env, 160, inset_size=96, hidden_sites=env.target_site_names())
+    everything = np.array([], dtype=int)
+    rng = np.random.default_rng(1)
+    culled_in_wrist_view = []
+    try:
+        # a few poses, the last far out at the workspace edge, where the arm's base enters the wrist view
+        for pose_index, target in enumerate([None, (0.1, 0.6, 0.15), (-0.3, 0.5, 0.3), (-0.5, 0.4, 0.5)]):
+            if target is not None:
+                for _ in range(60):
+                    hand = env.data.mocap_pos[0]
+                    env.step(np.r_[np.clip((np.asarray(target) - hand) * 100, -1, 1), rng.uniform(-1, 1)])
+            data = env.data
+            view.set_pose(Pose(data.qpos.copy(), data.mocap_pos.copy(), data.mocap_quat.copy(), env.goal_pos))
+            for camera, inset in (("operator", False), ("gripperPOV", True), ("corner", False)):
+                culled = view.render(camera, inset=inset).copy()
+                n_culled = view.culled
+                cullable, view._cullable = view._cullable, everything
+                try:
+                    full = view.render(camera, inset=inset).copy()
+                finally:
+                    view._cullable = cullable
+                assert np.array_equal(culled, full), f"{task} pose {pose_index} {camera}: culling changed the picture"
+                if camera == "gripperPOV":
+                    culled_in_wrist_view.append(n_culled)
+    finally:
+        view.close()
+    assert max(culled_in_wrist_view) >= 8, culled_in_wrist_view
