@@ -17,7 +17,9 @@ window's ``--speed``:
   When the next waypoint jumps somewhere new it stops and looks for ``plan_s`` first; it lines up
   over a waypoint more than 5 cm below before going down to it (to ``lower_after_m`` or a quarter of
   the distance, whichever is larger), and closes the gripper once it is there (``grasp_m``), or at once
-  when the expert wants it closed far from an object its waypoint is not on (``fist_m``: pushing with a fist).
+  when the expert wants it closed far from an object its waypoint is not on (``fist_m``: pushing with a fist),
+  or when the expert has moved on from the object while the hand is at it (grasp first, then watch the
+  fingers close before moving).
 - **Keyboard**: per screen axis it holds a key while the gap is large, releases it when the gap (with
   its anticipation) falls below ``release_m``, and for smaller gaps gives one short press sized to
   cover part of the gap with the keyboard's ramp, then waits to see the result; at most ``max_keys``
@@ -159,9 +161,13 @@ class SimulatedOperator(threading.Thread):
     def _velocity(self, now: float) -> np.ndarray:
         """The hand's velocity as seen (m per wall second), over the 0.1 s before the seen snapshot."""
         seen = self._seen(now)
-        earlier = self._seen(now + 0.1)
+        earlier = self._seen(now - 0.1)
         dt = seen[0] - earlier[0]
         return (seen[2] - earlier[2]) / dt if dt > 1e-3 else np.zeros(3)
+
+    def _fingers_moving(self, now: float) -> bool:
+        """Whether the fingers' opening (obs[3]) still changed over the 0.1 s before the seen snapshot."""
+        return abs(float(self._seen(now)[1][3]) - float(self._seen(now - 0.1)[1][3])) > 1e-3
 
     def _perceived_gap(self, now: float, target: np.ndarray, hand: np.ndarray) -> np.ndarray:
         """target - hand in the view's axes (right, up the screen, up), as this person judges it."""
@@ -343,10 +349,18 @@ class SimulatedOperator(threading.Thread):
         # once when the waypoint is not the object itself and the hand is far from it: a fist to push
         # with (door-open's expert pushes the handle with closed fingers; open ones straddle the handle
         # and jam as the door swings). Where the waypoint is the object, it is there to be grasped.
-        fist = np.linalg.norm(target - obs[4:7]) > p.grasp_m * 2 and np.linalg.norm(hand - obs[4:7]) > p.fist_m
-        if close != closed and now >= self._gripper_free_at and (arrived or not close or fist):
+        moved_on = np.linalg.norm(target - obs[4:7]) > p.grasp_m * 2
+        fist = moved_on and np.linalg.norm(hand - obs[4:7]) > p.fist_m
+        # At the object while the expert has already moved on (peg-insert-side's expert heads for the
+        # hole once the hand is down at the peg, and closes on the way): grasp first, and hold still
+        # until the fingers have stopped closing, as a person watches a grasp before lifting.
+        grasp = close and moved_on and not fist
+        if close != closed and now >= self._gripper_free_at and (arrived or not close or fist or grasp):
             self._press_button("gripper")
             self._gripper_free_at = now + p.reaction_s + 0.1
+        if grasp and (not closed or self._fingers_moving(now)):
+            self._release_all()
+            return
         if self.device == "keyboard":
             self._drive_keyboard(now, gap, speed)
         else:
