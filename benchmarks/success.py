@@ -25,6 +25,11 @@ One cell = (task, demos, device, spawn):
 current defaults, or the inference given by ``--query-every`` / ``--temporal-ensemble``, and writes rows
 that keep OLD's training fields.
 
+Beside the cells, the scripted expert itself runs on the same unseen spawns act-eval uses (seeds
+1,000,000+, 500 steps, stopping at success) once per task, into ``--expert-results`` (expert.jsonl): the
+tables get an ``expert`` column and, per demo count, ACT's success as a share of the expert's; with more
+than the seven benchmark tasks a second PNG (``*_suite.png``) shows expert and ACT per task.
+
 Cells already in the results file are skipped, so an interrupted run continues where it stopped.
 ``--jobs N`` runs N cells side by side, each process single-threaded (on these 2-core machines two
 single-thread jobs give more throughput than one 2-thread job, FACTS.md). At the end (or with
@@ -45,6 +50,8 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from act.train_config import TrainConfig
 
@@ -139,6 +146,60 @@ def record_demos(cell: Cell, cache: Path, log: Path) -> tuple[Path, float]:
     minutes = _run(command, log)
     partial.rename(final)
     return final, minutes
+
+
+def expert_success(task: str, episodes: int, max_steps: int = 500) -> dict:
+    """The scripted expert on act-eval's default unseen spawns (seeds EVAL_BASE_SEED + i): one results row."""
+    from act.rollout import EVAL_BASE_SEED, evaluation_spawns
+    from act.metrics import wilson_interval
+    from devices.scripted import ScriptedExpert
+    from teleop.env import TaskEnv
+
+    started = time.perf_counter()
+    env = TaskEnv(task, max_steps=max_steps)
+    expert = ScriptedExpert(task)
+    expert.connect()
+    successes, steps_to_success = 0, []
+    for spawn in evaluation_spawns(env.spawn_low, env.spawn_high, episodes, base_seed=EVAL_BASE_SEED):
+        obs = env.reset(spawn)
+        for step in range(1, max_steps + 1):
+            expert.observe(obs)
+            obs, _, success, _, _ = env.step(expert.expert_action())
+            if success:
+                successes += 1
+                steps_to_success.append(step)
+                break
+    env.close()
+    low, high = wilson_interval(successes, episodes)
+    return {"task": task, "episodes": episodes, "successes": successes, "success_rate": successes / episodes,
+            "success_ci95": [low, high], "base_seed": EVAL_BASE_SEED, "max_steps": max_steps,
+            "mean_steps_to_success": round(sum(steps_to_success) / len(steps_to_success), 2) if steps_to_success else None,
+            "minutes": round((time.perf_counter() - started) / 60, 3), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def run_experts(tasks: list[str], episodes: int, path: Path, jobs: int) -> None:
+    """expert_success for every task not yet in ``path`` (``jobs`` processes), a row appended per task."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    done = {(r["task"], int(r["episodes"])) for r in read_results(path)}
+    todo = [t for t in tasks if (t, episodes) not in done]
+    if not todo:
+        return
+    print(f"scripted expert on {episodes} unseen spawns: {len(todo)} task(s), {jobs} job(s)", flush=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(expert_success, task, episodes): task for task in todo}
+        for number, future in enumerate(as_completed(futures), 1):
+            row = future.result()
+            with open(path, "a") as handle:
+                handle.write(json.dumps(row) + "\n")
+            print(f"  [{number}/{len(todo)}] expert {row['task']}: {row['successes']}/{row['episodes']} "
+                  f"in {row['minutes']:.1f} min", flush=True)
+
+
+def expert_rates(path: Path) -> dict[str, dict]:
+    """task -> the newest expert row in ``path``."""
+    return {row["task"]: row for row in read_results(path)}
 
 
 # What besides the model config decides the result: saved with every row.
@@ -341,8 +402,10 @@ def _groups(rows: list[dict]) -> list[tuple[str, str]]:
                   key=lambda g: (g[0] != "scripted", g[1] != "stratified", g))
 
 
-def table(rows: list[dict]) -> str:
-    """One markdown table per (device, spawn): tasks down, demo counts across."""
+def table(rows: list[dict], experts: dict[str, dict] | None = None) -> str:
+    """One markdown table per (device, spawn): tasks down, demo counts across; the scripted expert's own
+    success first where ``experts`` has it, and per demo count ACT's success as a share of the expert's."""
+    experts = experts or {}
     out = []
     for device, spawn in _groups(rows):
         group = [r for r in rows if (r["device"], r["spawn"]) == (device, spawn)]
@@ -363,17 +426,70 @@ def table(rows: list[dict]) -> str:
         newest = _weights_text({"recipe": {"ema": TrainConfig.ema}})
         older = sorted({_weights_text(r) for r in latest.values()} - {newest})
         out.append(f"weights: {newest}" + (f"; * {'; '.join(older)}" if older else "") + "\n")
-        out.append("| task | " + " | ".join(f"{d} demos" for d in demos) + " |")
-        out.append("|---|" + "---|" * len(demos))
+        with_expert = any(t in experts for t in tasks)
+        out.append("| task | " + ("expert | " if with_expert else "") + " | ".join(f"{d} demos" for d in demos) + " |")
+        out.append("|---|" + ("---|" if with_expert else "") + "---|" * len(demos))
         for task in tasks:
             cells = [(_cell_text(latest[(task, d)]) + ("" if _weights_text(latest[(task, d)]) == newest else " *")
                       if (task, d) in latest else "–") for d in demos]
+            if with_expert:
+                cells.insert(0, f"{experts[task]['success_rate']:.0%}" if task in experts else "–")
             out.append(f"| {task} | " + " | ".join(cells) + " |")
+        if with_expert:
+            out.append("")
+            for d in demos:
+                out.append(_against_expert(d, {t: latest[(t, d)] for t in tasks if (t, d) in latest}, experts))
         loads = [r["load_after_train"][0] for r in group]
         out.append(f"\nload average (1 min) after training: {min(loads):.2f}-{max(loads):.2f} on "
                    f"{group[0].get('cores')} cores (--jobs {max(r.get('jobs', 1) for r in group)}; other "
                    "processes on the machine count in the load too)\n")
     return "\n".join(out)
+
+
+def _against_expert(demos: int, cells: dict[str, dict], experts: dict[str, dict]) -> str:
+    """The issue's yardsticks for one demo count: ACT's mean share of the expert's success, and how many
+    tasks the expert masters (>= 95%) reach 90% with ACT."""
+    paired = [(cells[t]["success_rate"], experts[t]["success_rate"]) for t in cells if t in experts]
+    if not paired:
+        return ""
+    act, expert = (sum(column) / len(paired) for column in zip(*paired))
+    mastered = [a for a, e in paired if e >= 0.95]
+    minutes = [cells[t]["train_minutes"] for t in cells]
+    return (f"{demos} demos, {len(paired)} tasks: ACT {100 * act:.1f}% on average against the expert's "
+            f"{100 * expert:.1f}% on the same spawns ({100 * act / expert:.1f}% of it); of the {len(mastered)} tasks "
+            f"the expert succeeds on >= 95% of spawns, {sum(a >= 0.90 for a in mastered)} reach >= 90% with ACT; "
+            f"training {min(minutes):.1f}-{max(minutes):.1f} min per task (mean {sum(minutes) / len(minutes):.1f}).\n")
+
+
+def plot_suite(rows: list[dict], experts: dict[str, dict], path: Path) -> None:
+    """Per task, the expert's success beside ACT's at each demo count (horizontal bars, worst ACT first)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    latest = {(r["task"], int(r["demos"])): r for r in rows}
+    demos = sorted({d for _, d in latest})
+    tasks = sorted({t for t, _ in latest}, key=lambda t: (min(100 * latest[(t, d)]["success_rate"]
+                                                              for d in demos if (t, d) in latest), t))
+    height = 0.8 / (len(demos) + 1)
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(tasks) + 1.5))
+    ys = np.arange(len(tasks))
+    ax.barh(ys, [100 * experts[t]["success_rate"] if t in experts else 0 for t in tasks], height=height,
+            color="0.7", label="scripted expert")
+    for i, d in enumerate(demos):
+        ax.barh(ys + (i + 1) * height, [100 * latest[(t, d)]["success_rate"] if (t, d) in latest else 0
+                                         for t in tasks], height=height, color=f"C{i}", label=f"ACT, {d} demos")
+    ax.set_yticks(ys + height * len(demos) / 2)
+    ax.set_yticklabels(tasks, fontsize=7)
+    ax.axvline(90, color="k", lw=0.6, ls="--")
+    ax.set_xlim(0, 102)
+    ax.set_xlabel("success on 100 unseen spawns (%)")
+    ax.set_title("ACT vs the scripted expert on the same unseen spawns, per task")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -417,16 +533,22 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def report(results: Path, png: Path) -> None:
+def report(results: Path, png: Path, expert_path: Path | None = None) -> None:
     rows = read_results(results)
     if not rows:
         print(f"no results in {results} yet")
         return
-    text = table(rows)
+    experts = expert_rates(expert_path) if expert_path else {}
+    text = table(rows, experts)
     print(text)
     results.with_suffix(".md").write_text("# ACT success vs demonstrations (benchmarks/success.py)\n\n" + text + "\n")
     plot(rows, png)
-    print(f"table: {results.with_suffix('.md')}; plot: {png}; {load_text()}")
+    pictures = str(png)
+    if len({r["task"] for r in rows}) > len(DEFAULT_TASKS):
+        suite = png.with_name(png.stem + "_suite.png")
+        plot_suite(rows, experts, suite)
+        pictures += f", {suite}"
+    print(f"table: {results.with_suffix('.md')}; plots: {pictures}; {load_text()}")
 
 
 def main(argv=None) -> int:
@@ -453,6 +575,9 @@ def main(argv=None) -> int:
     parser.add_argument("--cache", default=str(RESULTS_DIR / "cache"), help="demos, runs and evals")
     parser.add_argument("--heartbeat", type=float, default=2.0,
                         help="minutes between progress lines while cells run (0: only when a cell ends)")
+    parser.add_argument("--expert-results", default=str(RESULTS_DIR / "expert.jsonl"),
+                        help="the scripted expert's success per task on the evaluation spawns (run once per task)")
+    parser.add_argument("--no-expert", action="store_true", help="do not run the scripted expert's column")
     parser.add_argument("--table-only", action="store_true", help="print the table and plot; run nothing")
     parser.add_argument("--reevaluate", metavar="RESULTS",
                         help="train nothing: evaluate again (act-eval's current defaults) the cached runs of this "
@@ -481,8 +606,10 @@ def main(argv=None) -> int:
                              f"run folder in the cache")
             run_grid(cells, args, results, work=reevaluate_cell)
         else:
+            if not args.no_expert:
+                run_experts(args.tasks, args.episodes, Path(args.expert_results), args.jobs)
             run_grid(cells, args, results)
-    report(results, png)
+    report(results, png, Path(args.expert_results))
     return 0
 
 

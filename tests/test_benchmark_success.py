@@ -91,3 +91,32 @@ def test_cells_of_an_older_recipe_are_marked(tmp_path):
     cells = [c.strip() for c in next(line for line in lines if line.startswith("| push-v3")).split("|")[2:-1]]
     assert cells[0].endswith(" *") and not cells[1].endswith("*") and cells[2].endswith(" *")
     assert not any("*" in line for line in bench.table([new]).splitlines())
+
+
+def test_the_scripted_expert_runs_on_the_evaluation_spawns_once_per_task(tmp_path):
+    bench = load_module()
+    path = tmp_path / "expert.jsonl"
+    bench.run_experts(["reach-v3", "plate-slide-v3"], 3, path, jobs=1)
+    rows = {r["task"]: r for r in bench.read_results(path)}
+    assert set(rows) == {"reach-v3", "plate-slide-v3"}
+    assert all(r["episodes"] == 3 and r["base_seed"] == 10**6 and 0 <= r["successes"] <= 3 for r in rows.values())
+    assert rows["reach-v3"]["successes"] == 3  # MetaWorld's reach expert does not miss
+    bench.run_experts(["reach-v3"], 3, path, jobs=1)  # done already: nothing appended
+    assert len(bench.read_results(path)) == 2
+
+
+def test_the_table_puts_the_expert_beside_act_and_the_suite_plot(tmp_path):
+    bench = load_module()
+    tasks = [f"task{i}-v3" for i in range(9)]
+    rows = [row(t, 20, 90 + i, minutes=2.5) for i, t in enumerate(tasks)]
+    experts = {t: {"task": t, "success_rate": 1.0 if i else 0.8} for i, t in enumerate(tasks)}
+    lines = bench.table(rows, experts).splitlines()
+    assert "| task | expert | 20 demos |" in lines
+    assert next(line for line in lines if line.startswith("| task0-v3")).startswith("| task0-v3 | 80% | 90% (")
+    summary = next(line for line in lines if line.startswith("20 demos, 9 tasks"))
+    # mean ACT 94%, mean expert 97.8%; 8 tasks the expert masters, 8 of them (91-98%) reach 90%
+    assert "ACT 94.0% on average against the expert's 97.8%" in summary and "(96.1% of it)" in summary
+    assert "of the 8 tasks the expert succeeds on >= 95% of spawns, 8 reach >= 90%" in summary
+    png = tmp_path / "suite.png"
+    bench.plot_suite(rows, experts, png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

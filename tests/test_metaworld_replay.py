@@ -1,7 +1,5 @@
 """A reader with only h5py and MetaWorld reproduces a recording exactly, with the recipe we ship."""
 
-import pytest
-
 from cli_helpers import run_cli
 from teleop.episode import episode_files
 
