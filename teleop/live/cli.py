@@ -27,7 +27,7 @@ def add_live_arguments(rec) -> None:
                       help="scene side in pixels at start (the window can be resized)")
     live.add_argument("--render-size", type=int, default=400,
                       help="most pixels per side the scene is rendered at; a larger scene shows that picture "
-                           "scaled up (software GL on 2 cores: 560 px about 20 fps, 400 px about 30; "
+                           "scaled up (software GL on 2 cores: 560 px about 20 fps, 400 px about 33; "
                            "raise it on a machine with a GPU)")
     live.add_argument("--fps", type=float, default=40.0, help="display frame-rate cap")
     live.add_argument("--hold-s", type=float, default=0.5,
