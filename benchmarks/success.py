@@ -462,7 +462,8 @@ def _against_expert(demos: int, cells: dict[str, dict], experts: dict[str, dict]
 
 
 def plot_suite(rows: list[dict], experts: dict[str, dict], path: Path) -> None:
-    """Per task, the expert's success beside ACT's at each demo count (horizontal bars, worst ACT first)."""
+    """Per task, the expert's success beside ACT's at each demo count (horizontal bars, worst ACT first);
+    ``rows`` of one (device, spawn) group."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -542,12 +543,16 @@ def report(results: Path, png: Path, expert_path: Path | None = None) -> None:
     text = table(rows, experts)
     print(text)
     results.with_suffix(".md").write_text("# ACT success vs demonstrations (benchmarks/success.py)\n\n" + text + "\n")
-    plot(rows, png)
-    pictures = str(png)
-    if len({r["task"] for r in rows}) > len(DEFAULT_TASKS):
+    reference = [r for r in rows if (r["device"], r["spawn"]) == _groups(rows)[0]]  # e.g. scripted, stratified
+    if len({r["task"] for r in reference}) > len(DEFAULT_TASKS):
+        # The whole suite: one bar chart per task beside the expert; the curves stay on the benchmark tasks.
         suite = png.with_name(png.stem + "_suite.png")
-        plot_suite(rows, experts, suite)
-        pictures += f", {suite}"
+        plot_suite(reference, experts, suite)
+        plot([r for r in rows if r["task"] in DEFAULT_TASKS], png)
+        pictures = f"{png}, {suite}"
+    else:
+        plot(rows, png)
+        pictures = str(png)
     print(f"table: {results.with_suffix('.md')}; plots: {pictures}; {load_text()}")
 
 
