@@ -26,8 +26,8 @@ Depth cues, drawn into MuJoCo's scene as extra geoms (nothing in the simulation 
 Software GL transforms every triangle it is given, seen or not, and the Sawyer's meshes hold 67,000
 of them (about 6 ms of each picture at any size). So each view leaves out the geoms whose bounding
 sphere lies wholly outside its view frustum (:func:`outside_frustum`): the gripperPOV camera does not
-see the arm it hangs from, and its picture costs about half (7 -> 4 ms here) while staying
-pixel-identical (tests/test_live_hud.py).
+see the arm it hangs from, and its 180 px picture fell from 6.3 to 4.4 ms here (the operator view's
+from 11.9 to 11.3) while staying pixel-identical (tests/test_live_hud.py).
 """
 
 from __future__ import annotations
