@@ -87,7 +87,7 @@ def format_table(report: dict) -> str:
         f"checkpoint        {report['checkpoint']} (step {report['checkpoint_step']})",
         f"task              {report['task']}" + ("" if report["task"] == report["trained_task"]
                                                 else f" (trained on {report['trained_task']})"),
-        f"inference         {mode}",
+        f"inference         {mode}" + (f" ({report['inference_why']})" if report.get("inference_why") else ""),
         f"horizon           {_horizon(report)}",
         f"success           {_rate(s)}",
         f"mean length       {s['mean_length']:.1f} steps",

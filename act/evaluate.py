@@ -99,6 +99,22 @@ def _inference_kwargs(cfg: EvalConfig, checkpoint: dict) -> dict:
     return checkpoint_inference(checkpoint)
 
 
+def _inference_why(cfg: EvalConfig, checkpoint: dict, inference: dict) -> str:
+    """A few words on where the inference act-eval runs comes from."""
+    if cfg.query_every is not None or cfg.temporal_ensemble is not None:
+        return "set on the command line"
+    choice = checkpoint.get("inference_choice")
+    if choice and choice.get("chosen") == inference:
+        from act.inference_choice import describe
+
+        counts = ", ".join(f"{describe(c['inference'])} {c['successes']}/{choice['episodes']}"
+                           for c in choice["candidates"])
+        return f"chosen by act-train on held-out spawns: {counts}"
+    if checkpoint.get("inference"):
+        return "act-train's default for who recorded the demos"
+    return "the checkpoint predates stored inferences"
+
+
 def _horizon(cfg: EvalConfig, checkpoint: dict, path: Path) -> dict:
     """{"steps", "why"}: the step limit of every episode, the flag's, else the one act-train stored."""
     from teleop.env import LONGEST_STEPS
@@ -265,6 +281,7 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> dict:
         "task": task,
         "trained_task": trained_task,
         "inference": inference,
+        "inference_why": _inference_why(cfg, checkpoint, inference),
         "horizon": horizon,
         "seed": cfg.seed,
         "shard": cfg.shard or None,

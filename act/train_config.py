@@ -87,6 +87,11 @@ class TrainConfig:
     """Temporal-ensembling weight k of evaluation rollouts (0: plain mean of the live chunks). Unset: the
     inference the checkpoint stores for act-eval (open-loop chunks of 5 for scripted demos, ensembling
     with k = -0.1 for demos recorded by a person; act.config.default_inference)."""
+    choose_inference: int = 50
+    """After training, run the checkpoint act-eval opens with each inference (open-loop chunks of 5,
+    ensembling k = -0.1) on this many held-out spawns (seeds 2,000,000+) and store the one that succeeds
+    more often; a tie keeps the default for who recorded the demos (act/inference_choice.py). 0: keep
+    the default without rollouts."""
     allow_single_spawn: bool = False
     """Train even when every training episode starts from the same spawn (experiments only)."""
     strict: bool = False
@@ -128,7 +133,7 @@ class TrainConfig:
         if self.eval_max_steps is not None and not 1 <= self.eval_max_steps <= LONGEST_STEPS:
             raise ToolkitError(f"--eval-max-steps {self.eval_max_steps}: must be in 1..{LONGEST_STEPS} (the longest "
                                f"episode a TaskEnv runs); leave it out for the horizon the data calls for")
-        for name in ("eval_every", "threads", "workers", "seed", "keep_every"):
+        for name in ("eval_every", "threads", "workers", "seed", "keep_every", "choose_inference"):
             if getattr(self, name) < 0:
                 raise ToolkitError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 0")
         if not 0 <= self.ema < 1:

@@ -141,6 +141,8 @@ class TrainingLoop:
         if dist.master:
             if step == self.start_step and not (out / LATEST).exists():
                 self.save(out / LATEST, step)
+            if train.choose_inference and step > self.start_step:
+                self.choose_inference()
             plot_history(self.history, out / "loss.png",
                          title=f"{self.data.dataset.task}: {len(self.data.train_eps)} training episodes")
             print(f"trained to step {step}; checkpoints in {out} (latest.pt"
@@ -238,6 +240,23 @@ class TrainingLoop:
             self.writer.flush()
         if train.keep_every and step % train.keep_every == 0:
             self.save(out / f"step_{step:06d}.pt", step)
+
+    def choose_inference(self) -> None:
+        """Store in the checkpoint act-eval opens the inference that succeeds more often on held-out
+        spawns (act/inference_choice.py)."""
+        from act.checkpoint import open_checkpoint
+        from act.inference_choice import choose_inference, store_choice, summary_line
+
+        dataset, train = self.data.dataset, self.train
+        path, checkpoint = open_checkpoint(self.out)
+        print(f"choosing the inference: {train.choose_inference} held-out spawns per candidate, "
+              f"up to {self.horizon} steps each", flush=True)
+        choice = choose_inference(checkpoint, dataset.task, dataset.spawn_low, dataset.spawn_high,
+                                  episodes=train.choose_inference, max_steps=self.horizon,
+                                  training_seeds=[e.seed for e in dataset.episodes], default=self.inference)
+        store_choice(path, choice)
+        self.metrics["inference_choice"] = choice
+        print(f"{summary_line(choice)} (stored in {path.name})", flush=True)
 
     # ---- helpers ---------------------------------------------------------------------------
     def save(self, path: Path, step: int) -> None:

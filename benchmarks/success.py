@@ -238,6 +238,8 @@ def run_cell(cell: Cell, args) -> dict:
     recipe = {**{k: v for k, v in checkpoint["config"].items() if k not in ("state_dim", "action_dim")},
               **{k: checkpoint["train_args"].get(k) for k in RECIPE_TRAIN_ARGS}}
 
+    # act-train's choice of inference on held-out spawns (act/inference_choice.py) is part of train_minutes.
+    choice = checkpoint.get("inference_choice")
     STAGES[cell] = f"evaluating since {time.strftime('%H:%M')} ({steps} steps trained)"
     return {
         "task": cell.task, "demos": cell.demos, "device": cell.device, "spawn": cell.spawn,
@@ -245,7 +247,9 @@ def run_cell(cell: Cell, args) -> dict:
         "record_minutes": round(record_minutes, 3), "train_minutes": round(train_minutes, 3),
         "load_before_train": load_before, "load_after_train": load_train,
         "jobs": args.jobs, "threads": 1, "host": socket.gethostname(), "cores": os.cpu_count(),
-        "run": str(work), "recipe": recipe, **evaluate_run(work, args, log),
+        "run": str(work), "recipe": recipe, "inference_choice": choice,
+        "choose_minutes": None if choice is None else round(choice["seconds"] / 60, 3),
+        **evaluate_run(work, args, log),
     }
 
 
