@@ -77,7 +77,7 @@ def bench_overhead(steps: int = 5000) -> None:
 
 
 def bench_image_write(repeats: int = 3) -> None:
-    from teleop.episode import Episode, write_episode
+    from teleop.episode import SCHEMA, Episode, write_episode
     from teleop.env import TaskEnv
     from teleop.spawn import SpawnStream
 
@@ -94,7 +94,7 @@ def bench_image_write(repeats: int = 3) -> None:
             frames[c][t] = view if t % 25 else env.render(c)
         env.step(rng.uniform(-1, 1, 4))
     t = 500
-    episode = Episode(attrs={"schema": "teleop-episode/1", "task": "pick-place-v3", "num_steps": t},
+    episode = Episode(attrs={"schema": SCHEMA, "task": "pick-place-v3", "num_steps": t},
                       state=np.zeros((t, 39)), qpos=np.zeros((t, 9)), qvel=np.zeros((t, 9)),
                       action=np.zeros((t, 4), np.float32), reward=np.zeros(t), success=np.zeros(t, bool),
                       sim_state=np.zeros((t, env.state_size)), images=frames)

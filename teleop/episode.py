@@ -1,6 +1,6 @@
 """The episode file: one HDF5 file per episode. Every reader and writer uses this module.
 
-Layout (schema ``teleop-episode/1``), T = number of steps::
+Layout (schema ``teleop-episode/2``), T = number of steps::
 
     attrs  schema, task, seed, rand_vec, object_init_pos, goal_pos, spawn_strategy,
            spawn_index, success, num_steps, control_hz, device, operator, session,
@@ -13,6 +13,11 @@ Layout (schema ``teleop-episode/1``), T = number of steps::
     /reward                      (T,)    float64  reward after each action
     /success                     (T,)    bool     success after each action
     /sim_state                   (T, S)  float64  MuJoCo integration state before each action
+    /intervention                (T,)    bool     optional (corrections): the person's command was applied
+    /policy_action               (T, 4)  float32  optional (corrections): what the policy asked for, every step
+
+Schema 2 added the two optional datasets (``teleop correct``); files of schema 1 have neither and
+read as before (READABLE_SCHEMAS).
 
 A file gets its final name ``episode_NNNNNN.hdf5`` only once it is complete:
 it is written under a hidden temporary name, flushed, fsynced and renamed.
@@ -32,7 +37,8 @@ import numpy as np
 from teleop.atomic import TMP_SUFFIX, write_bytes
 from teleop.errors import ToolkitError
 
-SCHEMA = "teleop-episode/1"
+SCHEMA = "teleop-episode/2"
+READABLE_SCHEMAS = ("teleop-episode/1", SCHEMA)
 FILE_PATTERN = re.compile(r"^episode_(\d{6,})\.hdf5$")
 REQUIRED_ATTRS = (
     "schema", "task", "seed", "rand_vec", "object_init_pos", "goal_pos", "spawn_strategy",
@@ -95,6 +101,12 @@ class Episode:
     sim_state: np.ndarray  # (T, S)
     images: dict = field(default_factory=dict)  # camera -> (T, H, W, 3) uint8
     path: Path | None = None
+    intervention: np.ndarray | None = None  # (T,) bool, correction episodes only: the person drove
+    policy_action: np.ndarray | None = None  # (T, 4) float32, correction episodes only
+
+    @property
+    def is_correction(self) -> bool:
+        return self.intervention is not None
 
     @property
     def num_steps(self) -> int:
@@ -141,6 +153,15 @@ class Episode:
         for name, array in (("observations/state", self.state), ("action", self.action)):
             if not np.all(np.isfinite(array)):
                 raise EpisodeError(f"{where}: /{name} contains NaN or infinite values")
+        if (self.intervention is None) != (self.policy_action is None):
+            raise EpisodeError(f"{where}: a correction episode needs both /intervention and /policy_action")
+        if self.intervention is not None:
+            if self.intervention.shape != (t,):
+                raise EpisodeError(f"{where}: /intervention has shape {self.intervention.shape}, expected ({t},)")
+            if self.policy_action.shape != (t, 4):
+                raise EpisodeError(f"{where}: /policy_action has shape {self.policy_action.shape}, expected ({t}, 4)")
+            if not np.all(np.isfinite(self.policy_action)):
+                raise EpisodeError(f"{where}: /policy_action contains NaN or infinite values")
         if int(self.attrs.get("num_steps", t)) != t:
             raise EpisodeError(f"{where}: attr num_steps={self.attrs['num_steps']} but the file holds {t} steps")
 
@@ -208,6 +229,9 @@ def _hdf5_image(episode: Episode) -> bytes:
         f.create_dataset("reward", data=episode.reward)
         f.create_dataset("success", data=episode.success.astype(bool, copy=False))
         f.create_dataset("sim_state", data=episode.sim_state)
+        if episode.intervention is not None:
+            f.create_dataset("intervention", data=episode.intervention.astype(bool, copy=False))
+            f.create_dataset("policy_action", data=episode.policy_action.astype(np.float32, copy=False))
         f.flush()
         return f.id.get_file_image()
 
@@ -270,6 +294,8 @@ def read_episode(path: str | os.PathLike, *, images: bool | list[str] = False) -
                 sim_state=f["sim_state"][()],
                 images=loaded,
                 path=path,
+                intervention=f["intervention"][()].astype(bool) if "intervention" in f else None,
+                policy_action=f["policy_action"][()] if "policy_action" in f else None,
             )
     except EpisodeError:
         raise
@@ -297,8 +323,9 @@ def _decode_attrs(f, path: Path) -> dict:
     schema = attrs.get("schema")
     if schema is None:
         raise EpisodeError(f"{path}: no 'schema' attribute: not a teleop episode file")
-    if schema != SCHEMA:
-        raise EpisodeError(f"{path}: schema {schema!r} is not supported (this toolkit reads {SCHEMA!r}); "
+    if schema not in READABLE_SCHEMAS:
+        raise EpisodeError(f"{path}: schema {schema!r} is not supported (this toolkit reads "
+                           f"{' and '.join(repr(s) for s in READABLE_SCHEMAS)}); "
                            "convert the file or use the toolkit version that wrote it")
     missing = [k for k in REQUIRED_ATTRS if k not in attrs]
     if missing:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from teleop.env import CONTROL_HZ, TaskEnv
-from teleop.episode import Episode, EpisodeError, episode_name, utc_now, versions, write_episode
+from teleop.episode import SCHEMA, Episode, EpisodeError, episode_name, utc_now, versions, write_episode
 
 
 class EpisodeBuffer:
@@ -41,6 +41,10 @@ class EpisodeBuffer:
         self.reward = np.empty(n, dtype=np.float64)
         self.success = np.empty(n, dtype=bool)
         self.images = {c: np.empty((n, self.image_size, self.image_size, 3), dtype=np.uint8) for c in self.cameras}
+        # Correction episodes only (teleop correct): who drove each step, and what the policy asked for.
+        self.intervention = np.empty(n, dtype=bool)
+        self.policy_action = np.empty((n, 4), dtype=np.float32)
+        self.corrections = False
         self.t = 0
         self.started_at = utc_now()
 
@@ -52,12 +56,14 @@ class EpisodeBuffer:
             bigger[:array.shape[0]] = array
             return bigger
 
-        for name in ("state", "qpos", "qvel", "sim_state", "action", "reward", "success"):
+        for name in ("state", "qpos", "qvel", "sim_state", "action", "reward", "success", "intervention",
+                     "policy_action"):
             setattr(self, name, grown(getattr(self, name)))
         self.images = {c: grown(frames) for c, frames in self.images.items()}
 
     def clear(self) -> None:
         self.t = 0
+        self.corrections = False
         self.started_at = utc_now()
 
     def before_step(self, obs: np.ndarray) -> None:
@@ -74,8 +80,18 @@ class EpisodeBuffer:
         for camera, frames in self.images.items():
             frames[t] = self.env.render(camera, self.image_size)
 
-    def after_step(self, action: np.ndarray, reward: float, success: bool) -> None:
+    def after_step(self, action: np.ndarray, reward: float, success: bool, *, intervention: bool | None = None,
+                   policy_action: np.ndarray | None = None) -> None:
+        """``intervention`` and ``policy_action`` on every step of a correction episode, never otherwise."""
         t = self.t
+        if intervention is not None:
+            if t and not self.corrections:
+                raise ValueError("intervention given after steps without one: all or none of an episode's steps")
+            self.corrections = True
+            self.intervention[t] = intervention
+            self.policy_action[t] = policy_action
+        elif self.corrections:
+            raise ValueError("a step without intervention in a correction episode")
         self.action[t] = action
         self.reward[t] = reward
         self.success[t] = success
@@ -86,7 +102,7 @@ class EpisodeBuffer:
         """Copy out the recorded steps (the buffer can be reused at once)."""
         t = self.t
         attrs = {
-            "schema": "teleop-episode/1",
+            "schema": SCHEMA,
             "task": self.env.task,
             **spawn_attrs,
             "success": bool(success),
@@ -112,6 +128,8 @@ class EpisodeBuffer:
             success=self.success[:t].copy(),
             sim_state=self.sim_state[:t].copy(),
             images={c: frames[:t].copy() for c, frames in self.images.items()},
+            intervention=self.intervention[:t].copy() if self.corrections else None,
+            policy_action=self.policy_action[:t].copy() if self.corrections else None,
         )
 
 

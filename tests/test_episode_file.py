@@ -98,3 +98,43 @@ def test_temporary_files_are_never_listed(tmp_path, pick_place_demos):
     (tmp_path / ".episode_000000.hdf5.partial").write_bytes(b"half")
     (tmp_path / "episode_000001.hdf5").write_bytes(episode_files(pick_place_demos)[1].read_bytes())
     assert [p.name for p in episode_files(tmp_path)] == ["episode_000001.hdf5"]
+
+
+def test_a_schema_1_file_still_reads_everywhere(tmp_path):
+    """tests/data/episode_schema1.hdf5 was written before schema 2 (338dfdb): it reads, has no correction
+    data, and training and inspect accept it."""
+    from cli_helpers import ROOT
+
+    old = ROOT / "tests" / "data" / "episode_schema1.hdf5"
+    episode = read_episode(old)
+    assert episode.attrs["schema"] == "teleop-episode/1" and not episode.is_correction
+    assert episode.num_steps == 30 and episode.task == "pick-place-v3"
+    folder = tmp_path / "old"
+    folder.mkdir()
+    (folder / "episode_000000.hdf5").write_bytes(old.read_bytes())
+    from act.data import load_dataset
+
+    assert load_dataset(folder).episodes[0].num_steps == 30
+    from cli_helpers import run_cli
+
+    res = run_cli("teleop.cli", "inspect", str(folder))
+    assert res.returncode == 0, res.stderr
+
+
+def test_correction_data_round_trips_and_is_checked(pick_place_demos, tmp_path):
+    episode = read_episode(episode_files(pick_place_demos)[0])
+    t = episode.num_steps
+    episode.intervention = np.arange(t) % 3 == 0
+    episode.policy_action = np.full((t, 4), 0.25, np.float32)
+    path = write_episode(tmp_path / "episode_000000.hdf5", episode)
+    again = read_episode(path)
+    assert again.attrs["schema"] == SCHEMA == "teleop-episode/2" and again.is_correction
+    assert np.array_equal(again.intervention, episode.intervention)
+    assert np.array_equal(again.policy_action, episode.policy_action)
+    episode.policy_action = episode.policy_action[:-1]
+    with pytest.raises(EpisodeError, match="policy_action has shape"):
+        write_episode(tmp_path / "episode_000001.hdf5", episode)
+    episode.policy_action = None
+    with pytest.raises(EpisodeError, match="needs both"):
+        write_episode(tmp_path / "episode_000001.hdf5", episode)
+    assert not (tmp_path / "episode_000001.hdf5").exists()

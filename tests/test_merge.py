@@ -123,9 +123,9 @@ def test_the_same_actions_under_another_seed_are_a_duplicate(two_sessions, tmp_p
 
 def test_other_schema_or_simulator_version_is_refused(two_sessions, tmp_path):
     alice, bob = two_sessions
-    other_schema = _copy(episode_files(bob / "push-v3")[0], tmp_path / "schema2", schema="teleop-episode/2")
+    other_schema = _copy(episode_files(bob / "push-v3")[0], tmp_path / "schema2", schema="teleop-episode/99")
     res = run_cli("teleop.cli", "merge", str(alice / "push-v3"), str(other_schema), "--out", str(tmp_path / "m"))
-    assert res.returncode == 2 and "schema 'teleop-episode/2' is not supported" in res.stderr
+    assert res.returncode == 2 and "schema 'teleop-episode/99' is not supported" in res.stderr
 
     versions = dict(read_attrs(episode_files(bob / "push-v3")[0])["versions"], mujoco="3.9.9")
     other_sim = _copy(episode_files(bob / "push-v3")[0], tmp_path / "sim", versions=json.dumps(versions))
