@@ -4,6 +4,13 @@ A sample is (episode, t): the policy's input at step t (the 39-float state by de
 of it, optionally followed by the robot's joint positions) and the action chunk [t, t+K), padded
 past the episode's end with a pad mask so the loss ignores steps that never happened.
 
+Correction episodes (HG-DAgger, `teleop correct`: the policy drives, a person takes over when it goes
+wrong; their files carry /intervention) are labels only where the person drove: a sample (episode, t)
+exists only where intervention[t] is True, and the rows of its chunk the policy drove are masked like
+the padding past the end (`action_pad` True). Ordinary demos keep every step. Each episode has a loss
+weight (`EpisodeData.weight`, act-train's --correction-weight for corrections); when some weight is
+not 1 the batches carry it as "weight" (B,), and ACTPolicy.forward takes a weighted mean of the L1.
+
 Low-dimensional arrays are read once into memory. Images stay on disk and are read per sample
 through one h5py handle per process (DataLoader workers each open their own: an h5py handle must
 not cross a fork). The split into training and validation is by episode, so no validation step
@@ -115,6 +122,9 @@ class EpisodeData:
     image_shapes: dict[str, tuple[int, int]] = field(default_factory=dict)  # camera -> (H, W)
     frames: Optional[np.ndarray] = None  # (T,) the file's step of each row, when idle steps were dropped
     recorded_steps: int = 0  # steps in the file, idle ones included (0: num_steps)
+    intervention: Optional[np.ndarray] = None  # (T,) bool per row, correction episodes only: a person drove
+    takeovers: Optional[np.ndarray] = None  # file steps where intervention goes False -> True (corrections)
+    weight: float = 1.0  # loss weight of this episode's samples relative to a demo's (--correction-weight)
 
     def __post_init__(self) -> None:
         self.recorded_steps = int(self.recorded_steps or self.num_steps)
@@ -122,6 +132,35 @@ class EpisodeData:
     @property
     def num_steps(self) -> int:
         return int(self.action.shape[0])
+
+    @property
+    def is_correction(self) -> bool:
+        return self.intervention is not None
+
+    @property
+    def person_steps(self) -> int:
+        """Rows driven by a person, the rows that are labels: every row of a demo."""
+        return self.num_steps if self.intervention is None else int(self.intervention.sum())
+
+    def label_rows(self) -> np.ndarray:
+        """(T,) bool: the rows whose action is a label (all of a demo's; the person-driven ones of a correction)."""
+        return np.ones(self.num_steps, bool) if self.intervention is None else self.intervention.astype(bool)
+
+    def before_takeover(self, n: int) -> np.ndarray:
+        """(T,) bool: policy-driven rows among the n recorded steps just before a takeover (none for a demo)."""
+        near = np.zeros(self.num_steps, bool)
+        if self.intervention is None or n <= 0 or self.takeovers is None:
+            return near
+        steps = self.frames if self.frames is not None else np.arange(self.num_steps)
+        for takeover in self.takeovers:
+            near |= (steps >= takeover - n) & (steps < takeover)
+        return near & ~self.intervention
+
+
+def takeover_steps(intervention: np.ndarray) -> np.ndarray:
+    """The steps t where a person takes over: intervention[t - 1] False, intervention[t] True."""
+    intervention = np.asarray(intervention, bool)
+    return np.flatnonzero(intervention[1:] & ~intervention[:-1]) + 1
 
 
 @dataclass
@@ -145,7 +184,9 @@ class Dataset:
     def fingerprint(self) -> dict:
         """What the checkpoint records about the data: enough to tell whether a resumed run reads
         the same episodes, and to rebuild every spawn. num_steps counts the steps trained on (idle
-        steps left out), recorded_steps the steps in the file (what the evaluation horizon covers)."""
+        steps left out), recorded_steps the steps in the file (what the evaluation horizon covers);
+        correction tells a correction episode, person_steps counts its rows a person drove (the
+        labels; num_steps for a demo)."""
         return {
             "task": self.task,
             "spawn_low": self.spawn_low.tolist(),
@@ -154,7 +195,8 @@ class Dataset:
             "cameras": list(self.cameras),
             "episodes": [{"file": e.path.name, "seed": e.seed, "num_steps": e.num_steps,
                           "recorded_steps": e.recorded_steps, "rand_vec": e.rand_vec.tolist(),
-                          "object_init_pos": e.object_init_pos.tolist()} for e in self.episodes],
+                          "object_init_pos": e.object_init_pos.tolist(), "correction": e.is_correction,
+                          "person_steps": e.person_steps} for e in self.episodes],
         }
 
 
@@ -186,7 +228,9 @@ def load_dataset(folders, *, spec: StateSpec = StateSpec(), cameras: tuple[str, 
 
     drop_idle: leave out the steps where the operator paused (:func:`idle_steps`), so that chunks
     run straight from the state before a pause to the motion after it. None: only in episodes
-    recorded by a person (any device but the scripted expert, whose episodes are kept whole)."""
+    recorded by a person (any device but the scripted expert, whose episodes are kept whole). A
+    correction episode's /intervention is subset with the same steps, so it stays aligned with the rows;
+    its takeovers are kept as file steps (the rows' `frames` map back to them)."""
     if isinstance(folders, (str, os.PathLike)):
         folders = [folders]
     paths: list[Path] = []
@@ -237,16 +281,23 @@ def load_dataset(folders, *, spec: StateSpec = StateSpec(), cameras: tuple[str, 
             spawn_low, spawn_high = _spawn_box(episode.attrs, task)
         state = spec.state(episode.state, episode.qpos if spec.qpos else None)
         action, frames = episode.action.astype(np.float32), None
+        intervention = takeovers = None
+        if episode.intervention is not None:
+            intervention = episode.intervention.astype(bool)
+            takeovers = takeover_steps(intervention)
         person = episode.attrs.get("device") not in SCRIPTED_DEVICES
         by_person |= person
         if drop_idle or (drop_idle is None and person):
             keep = ~idle_steps(episode.state, episode.action)
             frames, state, action = np.flatnonzero(keep), state[keep], action[keep]
+            if intervention is not None:
+                intervention = intervention[keep]
             idle_dropped += int((~keep).sum())
         episodes.append(EpisodeData(
             path=path, seed=episode.seed, rand_vec=episode.rand_vec,
             object_init_pos=episode.object_init_pos, state=state, action=action,
-            image_shapes=image_shapes, frames=frames, recorded_steps=episode.num_steps))
+            image_shapes=image_shapes, frames=frames, recorded_steps=episode.num_steps,
+            intervention=intervention, takeovers=takeovers))
     for problem in skipped:
         warnings.warn(f"skipped a damaged episode: {problem} (pass --strict to stop instead)", stacklevel=2)
     if not episodes:
@@ -262,6 +313,37 @@ def load_dataset(folders, *, spec: StateSpec = StateSpec(), cameras: tuple[str, 
     return Dataset(task=task, episodes=episodes, spawn_low=spawn_low, spawn_high=spawn_high,
                    spec=spec, cameras=tuple(cameras), image_size=image_size, skipped=skipped,
                    idle_dropped=idle_dropped, recorded_by_person=by_person)
+
+
+def check_labels(dataset: Dataset) -> None:
+    """Warn about a folder whose correction episodes have no person-driven step (they add no labels);
+    refuse (DataError) a dataset with no label at all (every episode such a correction)."""
+    by_folder: dict[Path, list[EpisodeData]] = {}
+    for e in dataset.episodes:
+        if e.is_correction:
+            by_folder.setdefault(e.path.parent, []).append(e)
+    if by_folder and not any(e.person_steps for e in dataset.episodes):
+        raise DataError(f"no labels: the {len(dataset.episodes)} episodes of --data are all correction episodes "
+                        f"in which a person never took over, and only person-driven steps of a correction "
+                        f"are trained on; add demos or corrections where the person drove")
+    for folder, episodes in by_folder.items():
+        if not any(e.person_steps for e in episodes):
+            warnings.warn(f"--data {folder}: no step of its {len(episodes)} correction episodes was driven by a "
+                          f"person, so they add no labels", stacklevel=2)
+
+
+def normalization_data(episodes: list[EpisodeData], drop_before_takeover: int = 0
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """(states (N, S), actions (N, A)) the normalization statistics are computed from: every row of
+    the episodes, less, when drop_before_takeover = N > 0, the policy-driven rows among the N
+    recorded steps just before each takeover of a correction episode."""
+    keep = [~e.before_takeover(drop_before_takeover) for e in episodes]
+    if all(k.all() for k in keep):
+        # Nothing left out: the very arrays of a run without corrections (a copy through a mask
+        # changes the memory layout, and with it the last bits of the statistics).
+        return np.concatenate([e.state for e in episodes]), np.concatenate([e.action for e in episodes])
+    return (np.concatenate([e.state[k] for e, k in zip(episodes, keep)]),
+            np.concatenate([e.action[k] for e, k in zip(episodes, keep)]))
 
 
 def _image_shapes(path: Path, cameras) -> dict[str, tuple[int, int]]:
@@ -326,6 +408,10 @@ def check_spawn_diversity(episodes: list[EpisodeData], dataset: Dataset, *,
 class ChunkDataset:
     """Samples (episode, t) over a list of episodes, as normalized arrays.
 
+    A demo gives a sample at each of its steps; a correction episode only at the steps a person
+    drove, and the policy-driven rows of its chunks are masked like the padding past the end
+    (`action_pad` True, action 0). When some episode's weight is not 1, batches carry "weight" (B,).
+
     `__getitems__(indices)` builds a whole batch with one gather (the DataLoader calls it when
     present); `__getitem__` is the one-sample case. Works without workers (state only: a batch is a
     few fancy-indexing calls) and with them (images: each worker opens its own file handles).
@@ -337,25 +423,31 @@ class ChunkDataset:
         self.chunk_size = chunk_size
         self.cameras = tuple(cameras)
         lengths = np.array([e.num_steps for e in episodes])
+        labels = [e.label_rows() for e in episodes]  # (T,) per episode: rows whose action is a label
+        steps = [np.flatnonzero(label) for label in labels]  # a sample at each label row
         # Sample i is (episode_of[i], step_of[i]).
-        self.episode_of = np.repeat(np.arange(len(episodes)), lengths)  # (N,)
-        self.step_of = np.concatenate([np.arange(t) for t in lengths])  # (N,)
-        state = np.concatenate([e.state for e in episodes])  # (N, S)
+        self.episode_of = np.repeat(np.arange(len(episodes)), [len(s) for s in steps])  # (N,)
+        self.step_of = np.concatenate(steps)  # (N,)
+        state = np.concatenate([e.state if e.intervention is None else e.state[s]
+                                for e, s in zip(episodes, steps)])  # (N, S)
         # Each episode's actions followed by K-1 zero rows, so chunk [t, t+K) is one slice even at
-        # the end; the pad mask says which of those rows are real.
+        # the end; the label mask says which of those rows the loss sees (real, and person-driven).
         k, a = chunk_size, episodes[0].action.shape[1]
         padded = [np.concatenate([e.action, np.zeros((k - 1, a), np.float32)]) for e in episodes]
-        action = np.concatenate(padded)  # (N + E*(K-1), A)
-        real = np.concatenate([np.r_[np.ones(len(e.action), bool), np.zeros(k - 1, bool)]
-                               for e in episodes])  # (N + E*(K-1),)
+        action = np.concatenate(padded)  # (R + E*(K-1), A), R rows in all
+        label = np.concatenate([np.r_[rows, np.zeros(k - 1, bool)] for rows in labels])  # (R + E*(K-1),)
         if normalizer is not None:
             state = normalizer.normalize_state(state)
-            action = np.where(real[:, None], normalizer.normalize_action(action), 0.0)
+            action = normalizer.normalize_action(action)
+        action = np.where(label[:, None], action, 0.0)
         self.state = state.astype(np.float32)
         self.action = action.astype(np.float32)
-        self.pad = ~real
+        self.pad = ~label
         padded_offsets = np.concatenate([[0], np.cumsum(lengths + k - 1)[:-1]])
         self.row_of = padded_offsets[self.episode_of] + self.step_of  # (N,) first row of chunk i
+        weights = np.array([e.weight for e in episodes], np.float32)
+        # Only when some weight is not 1: batches without it compute exactly the unweighted loss.
+        self.weight = weights[self.episode_of] if np.any(weights != 1.0) else None  # (N,) or None
         self._files: dict[int, object] = {}
         self._pid = None
 
@@ -371,8 +463,10 @@ class ChunkDataset:
         batch = {
             "state": self.state[indices],  # (B, S)
             "action": self.action[rows],  # (B, K, A)
-            "action_pad": self.pad[rows],  # (B, K) True past the episode end
+            "action_pad": self.pad[rows],  # (B, K) True past the episode end or where the policy drove
         }
+        if self.weight is not None:
+            batch["weight"] = self.weight[indices]  # (B,) loss weight of each sample
         if self.cameras:
             batch["images"] = self._images(indices)  # (B, N, 3, H, W)
         return batch

@@ -400,12 +400,15 @@ class ACTPolicy(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss on a batch of normalized tensors:
-        state (B, S), action (B, K, A), action_pad (B, K) bool True past the episode end,
-        images (B, N, 3, H, W) in [0, 1] when the config names cameras.
+        state (B, S), action (B, K, A), action_pad (B, K) bool True past the episode end (and where
+        a correction episode's policy drove), images (B, N, 3, H, W) in [0, 1] when the config names
+        cameras, optionally weight (B,) the loss weight of each sample.
 
         loss = L1 over valid steps and action dims + kl_weight * KL (summed over latent dims,
-        averaged over the batch). z is sampled in train mode and is the posterior mean in eval
-        mode, so a validation loss is deterministic.
+        averaged over the batch). With "weight" the L1 is a weighted mean,
+        sum(w * |err| * valid) / sum(w * valid * A); without it (or with all weights 1) it is the plain
+        mean, bit for bit. The KL stays an unweighted batch mean. z is sampled in train mode and is the
+        posterior mean in eval mode, so a validation loss is deterministic.
         """
         state, action, action_pad = batch["state"], batch["action"], batch["action_pad"]
         images = batch.get("images")
@@ -417,6 +420,10 @@ class ACTPolicy(nn.Module):
         if action_pad.shape != (b, k) or action_pad.dtype != torch.bool:
             raise ValueError(f"batch['action_pad'] must be a bool tensor of shape {(b, k)}, got "
                              f"{action_pad.dtype} {tuple(action_pad.shape)}")
+        weight = batch.get("weight")
+        if weight is not None and (weight.shape != (b,) or not weight.is_floating_point()):
+            raise ValueError(f"batch['weight'] must be a float tensor of shape {(b,)}, got "
+                             f"{weight.dtype} {tuple(weight.shape)}")
 
         if self.training:
             self.dropout_masks.reseed()  # this pass's masks, from torch's generator
@@ -429,7 +436,13 @@ class ACTPolicy(nn.Module):
 
         valid = (~action_pad).unsqueeze(-1).to(pred.dtype)  # (B, K, 1)
         abs_err = (pred - action).abs() * valid  # (B, K, A)
-        l1 = abs_err.sum() / (valid.sum() * a).clamp(min=1.0)
+        if weight is None:
+            l1 = abs_err.sum() / (valid.sum() * a).clamp(min=1.0)
+        else:
+            # Multiplying by a weight of 1 is exact and the sums run over the same shapes, so all-ones
+            # weights give the plain mean bit for bit; the clamp only guards a batch with no label.
+            w = weight.to(pred.dtype).view(b, 1, 1)
+            l1 = (abs_err * w).sum() / ((valid * w).sum() * a).clamp(min=1e-12)
         kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(-1).mean()
         loss = l1 + self.config.kl_weight * kl
         return loss, {"l1": l1.item(), "kl": kl.item(), "loss": loss.item()}

@@ -23,7 +23,7 @@ RESUMABLE_CHANGES = ("steps", "resume", "device", "threads", "workers", "progres
                      "allow_single_spawn", "max_minutes")
 # What a checkpoint written before a TrainConfig field existed was trained with.
 LEGACY_TRAIN_ARGS = {"lr_schedule": "constant", "warmup_steps": 0, "state_noise": 0.0, "relative": False,
-                     "drop_idle": False, "ema": 0.0}
+                     "drop_idle": False, "ema": 0.0, "correction_weight": 1.0, "drop_before_takeover": 0}
 LR_SCHEDULES = ("constant", "cosine")
 FINAL_LR_FRACTION = 0.1  # where the cosine schedule ends, as a fraction of --lr
 VAL_SAMPLES = 2048  # a fixed, evenly spread subset keeps validation cheap and deterministic
@@ -114,6 +114,17 @@ class TrainConfig:
     every step; checkpoints, validation and rollouts use the average, so where a time budget stops the
     run matters less (push-v3 at 20 demos: 92-100% over five stopping steps without it, 99% at all five
     with it; BENCHMARKS.md). 0: off, the last step's weights."""
+    correction_weight: float = 1.0
+    """Loss weight of a sample from a correction episode (recorded by `teleop correct`, HG-DAgger: the policy
+    drives, a person takes over) relative to a demo sample. Of a correction episode only the steps a person
+    drove are labels: a sample at each of them, and the policy-driven steps of its chunk are left out of the
+    loss like the padding past the end. Demos (any --data folder may mix both) keep every step. The
+    validation loss is weighted alike."""
+    drop_before_takeover: int = 0
+    """Policy-driven steps before each takeover of a correction episode never are labels (see
+    --correction-weight); with N > 0 the N recorded steps just before each takeover (the policy's steps
+    that led to it; Sirius drops about 15) are also left out of the normalization statistics (those of
+    them a person drove, after an earlier takeover, stay in)."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -140,6 +151,12 @@ class TrainConfig:
             raise ToolkitError(f"--ema {self.ema}: must be >= 0 and below 1 (e.g. 0.995; 0: off)")
         if not (math.isfinite(self.state_noise) and self.state_noise >= 0):
             raise ToolkitError(f"--state-noise {self.state_noise}: must be a finite number >= 0")
+        if self.drop_before_takeover < 0:
+            raise ToolkitError(f"--drop-before-takeover {self.drop_before_takeover}: must be >= 0 (e.g. 15; "
+                               f"0: every step of a correction episode counts in the normalization statistics)")
+        if not (math.isfinite(self.correction_weight) and self.correction_weight > 0):
+            raise ToolkitError(f"--correction-weight {self.correction_weight}: must be a finite number > 0 "
+                               f"(1: a corrected step counts as much as a demo step)")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ToolkitError(f"--lr-schedule {self.lr_schedule!r}: use one of {', '.join(LR_SCHEDULES)}")
         if self.warmup_steps < 0 or self.warmup_steps >= self.steps:

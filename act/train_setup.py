@@ -22,10 +22,9 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from act.config import ACTConfig
-from act.data import StateSpec, check_spawn_diversity, load_dataset, split_episodes
+from act.data import (DataError, StateSpec, check_labels, check_spawn_diversity, load_dataset,
+                      normalization_data, split_episodes)
 from act.train_config import LEGACY_TRAIN_ARGS, RESUMABLE_CHANGES, TrainConfig
 from teleop.errors import ToolkitError, one_line
 
@@ -57,12 +56,15 @@ class Distributed:
 class TrainingData:
     dataset: object  # act.data.Dataset
     train_eps: list
-    val_eps: list
+    val_eps: list  # held-out episodes with a label (a correction the person never drove has no sample)
     fingerprint: dict  # every episode with its seed and spawn, and which were held out
 
 
 def load_training_data(train: TrainConfig, dist: Distributed) -> TrainingData:
-    """Read, split and check the episodes (before torch is imported: a bad dataset is refused fast)."""
+    """Read, split and check the episodes (before torch is imported: a bad dataset is refused fast).
+
+    Correction episodes get the loss weight --correction-weight; only their person-driven steps are
+    labels (act.data.ChunkDataset)."""
     spec = StateSpec.parse(train.state_slices, qpos=train.qpos, relative=train.relative)
     dataset = load_dataset(train.data, spec=spec, cameras=train.camera_names, strict=train.strict,
                            drop_idle=train.drop_idle)
@@ -70,14 +72,31 @@ def load_training_data(train: TrainConfig, dist: Distributed) -> TrainingData:
         kept = sum(e.num_steps for e in dataset.episodes)
         print(f"left out {dataset.idle_dropped} idle steps (operator pauses) of {kept + dataset.idle_dropped}"
               f"{'' if train.drop_idle else ' (human demos; --no-drop-idle keeps them)'}", flush=True)
+    check_labels(dataset)
+    corrections = [e for e in dataset.episodes if e.is_correction]
+    for e in corrections:
+        e.weight = train.correction_weight
+    if corrections and dist.master:
+        steps = sum(e.num_steps for e in corrections)
+        labels = sum(e.person_steps for e in corrections)
+        print(f"corrections: {len(corrections)} episodes, {labels} of {steps} steps driven by a person are labels "
+              f"(weight {train.correction_weight}); {len(dataset.episodes) - len(corrections)} demo episodes",
+              flush=True)
+    elif train.correction_weight != 1.0 or train.drop_before_takeover:
+        warnings.warn("--correction-weight and --drop-before-takeover change nothing: --data holds no correction "
+                      "episodes (recorded by `teleop correct`)")
     train_ids, val_ids = split_episodes(len(dataset.episodes), train.val_fraction, train.seed)
     train_eps = [dataset.episodes[i] for i in train_ids]
     val_eps = [dataset.episodes[i] for i in val_ids]
+    if not any(e.person_steps for e in train_eps):
+        raise DataError(f"no labels in the {len(train_eps)} training episodes: they are corrections in which a "
+                        f"person never took over (the episodes with labels were held out for validation); "
+                        f"lower --val-fraction, change --seed or add demos")
     check_spawn_diversity(train_eps, dataset, allow_single_spawn=train.allow_single_spawn)
     fingerprint = dataset.fingerprint()
     fingerprint["train_files"] = [e.path.name for e in train_eps]
     fingerprint["val_files"] = [e.path.name for e in val_eps]
-    return TrainingData(dataset, train_eps, val_eps, fingerprint)
+    return TrainingData(dataset, train_eps, [e for e in val_eps if e.person_steps], fingerprint)
 
 
 def check_run_folder(train: TrainConfig) -> Path:
@@ -115,8 +134,7 @@ def run(train: TrainConfig, model_flags: dict) -> dict:
     if train.device == "cuda" and not torch.cuda.is_available():
         raise ToolkitError("--device cuda: no CUDA device is visible to torch; use --device cpu")
     device = f"cuda:{dist.local_rank}" if train.device == "cuda" else "cpu"
-    normalizer = Normalizer.from_data(np.concatenate([e.state for e in data.train_eps]),
-                                      np.concatenate([e.action for e in data.train_eps]))
+    normalizer = Normalizer.from_data(*normalization_data(data.train_eps, train.drop_before_takeover))
     first = data.train_eps[0]
     try:
         config = ACTConfig(state_dim=first.state.shape[1], action_dim=first.action.shape[1],
