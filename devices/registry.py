@@ -41,12 +41,19 @@ def _humanlike(**options) -> Device:
     return HumanlikeExpert(**options)  # the scripted expert with human-like perturbations; task=, seed=
 
 
+def _corrector(**options) -> Device:
+    from devices.corrector import SimulatedCorrector
+
+    return SimulatedCorrector(**options)  # the scripted expert gated by a person's rule; task=
+
+
 DEVICE_FACTORIES: dict[str, Callable[..., Device]] = {
     "keyboard": _keyboard,
     "gamepad": _gamepad,
     "spacemouse": _spacemouse,
     "scripted": _scripted,
     "humanlike": _humanlike,
+    "corrector": _corrector,
 }
 
 

@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     from teleop.datasets.cli import add_commands as add_dataset_commands
     from teleop.datasets.cli import add_inspect_command
     from teleop.demo import add_command as add_demo
-    from teleop.live.cli import add_devices_command, add_live_arguments
+    from teleop.live.cli import add_correct_command, add_devices_command, add_live_arguments
     from teleop.sessions.cli import add_commands as add_session_commands
 
     parser = argparse.ArgumentParser(prog="teleop", description=__doc__.splitlines()[0])
@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_live_arguments(rec)  # --show, --camera, --sensitivity, --invert, ...
     add_devices_command(sub)  # teleop devices
     add_inspect_command(sub)  # teleop inspect
+    add_correct_command(sub)  # teleop correct: the policy drives, a person takes over
 
     rep = sub.add_parser("replay", help="re-run recorded actions; --verify checks every step")
     rep.add_argument("files", nargs="+", help="episode file(s) or folder(s)")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from devices.base import Device
-from teleop.env import TaskEnv
+from teleop.env import CONTROL_HZ, TaskEnv
 from teleop.episode import Episode, episode_files, read_attrs, remove_stale_temporaries
 from teleop.errors import ToolkitError
 from teleop.mapping import ActionMapper
@@ -44,22 +44,34 @@ def spawn_attrs(env: TaskEnv, spawn: Spawn, obs: np.ndarray) -> dict:
 
 
 def run_episode(env: TaskEnv, device: Device, mapper: ActionMapper, obs: np.ndarray,
-                buffer: EpisodeBuffer | None, *, hold_steps: int = 10) -> EpisodeResult:
-    """Step from ``obs`` (just after reset) until success + ``hold_steps`` or the step limit."""
+                buffer: EpisodeBuffer | None, *, hold_steps: int = 10, pilot=None, takeover=None) -> EpisodeResult:
+    """Step from ``obs`` (just after reset) until success + ``hold_steps`` or the step limit.
+
+    With a ``pilot`` (teleop.correction.Pilot) and a ``takeover`` (teleop.correction.Takeover) the
+    policy drives and the device takes over (a correction episode, timed in simulated seconds)."""
     device.reset()
     mapper.reset()
+    if pilot is not None:
+        pilot.reset()
+        takeover.reset()
     if buffer is not None:
         buffer.clear()
     first_success = None
     steps = 0
+    corrections = {}
     while True:
         device.observe(obs)
-        action = mapper(device.poll())
+        command = device.poll()
+        action = mapper(command)
+        if pilot is not None:
+            policy_action = pilot.act(obs, env.robot_qpos())
+            action, person = takeover.step(command, action, policy_action, steps / CONTROL_HZ)
+            corrections = {"intervention": person, "policy_action": policy_action}
         if buffer is not None:
             buffer.before_step(obs)
         obs, reward, success, truncated, _ = env.step(action)
         if buffer is not None:
-            buffer.after_step(action, reward, success)
+            buffer.after_step(action, reward, success, **corrections)
         steps += 1
         if success and first_success is None:
             first_success = steps
@@ -70,7 +82,7 @@ def run_episode(env: TaskEnv, device: Device, mapper: ActionMapper, obs: np.ndar
 
 def record_episode(env: TaskEnv, device: Device, mapper: ActionMapper, buffer: EpisodeBuffer, request: Spawn,
                    *, hold_steps: int = 10, operator: str = "", session: str = "",
-                   extra_attrs: dict | None = None) -> tuple[EpisodeResult, Episode]:
+                   extra_attrs: dict | None = None, pilot=None, takeover=None) -> tuple[EpisodeResult, Episode]:
     """Reset to ``request``, run one episode and return it in memory (not written).
 
     The spawn comes from the caller, so a batch session can hand out spawns
@@ -78,7 +90,7 @@ def record_episode(env: TaskEnv, device: Device, mapper: ActionMapper, buffer: E
     """
     obs = env.reset(request)
     attrs = spawn_attrs(env, request, obs)
-    result = run_episode(env, device, mapper, obs, buffer, hold_steps=hold_steps)
+    result = run_episode(env, device, mapper, obs, buffer, hold_steps=hold_steps, pilot=pilot, takeover=takeover)
     episode = buffer.to_episode(
         spawn_attrs=attrs, success=result.success, device=device.name, operator=operator, session=session,
         extra_attrs={"first_success_step": result.first_success_step or -1, "hostname": socket.gethostname(),

@@ -305,6 +305,24 @@ def read_episode(path: str | os.PathLike, *, images: bool | list[str] = False) -
     return episode
 
 
+def read_intervention(path: str | os.PathLike) -> np.ndarray | None:
+    """Only /intervention (T,) bool of a correction episode; None for a demo (or a schema-1 file)."""
+    import h5py
+
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            return f["intervention"][()].astype(bool) if "intervention" in f else None
+    except Exception as error:
+        raise EpisodeError(f"{path}: not a readable episode file ({_short(error)})") from error
+
+
+def takeovers(intervention: np.ndarray) -> int:
+    """How many times the person took over: steps where /intervention goes from False (or the start) to True."""
+    mine = np.asarray(intervention, dtype=bool)
+    return int(mine[:1].sum() + (mine[1:] & ~mine[:-1]).sum())
+
+
 def image_cameras(path: str | os.PathLike) -> list[str]:
     import h5py
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from teleop.episode import scan_folder
+from teleop.episode import read_intervention, scan_folder, takeovers
 from teleop.errors import ToolkitError
 from teleop.spawn import SpawnDiversity, spawn_diversity
 
@@ -71,12 +71,30 @@ def format_report(summary: DatasetSummary, *, max_rows: int = 200) -> str:
                 lines.append(f"  operator {operator}: {count} episodes, {ok} successful, median "
                              f"{int(np.median([int(e['num_steps']) for e in mine]))} steps, "
                              f"{len(sessions)} session(s) on {', '.join(sorted(machines)) or 'unknown machines'}")
+        lines.extend("  " + line for line in format_corrections(eps))
         lines.extend("  " + line for line in format_diversity(diversity))
     if summary.problems:
         lines.append("")
         lines.append(f"{len(summary.problems)} unreadable file(s), skipped:")
         lines.extend("  " + p for p in summary.problems)
     return "\n".join(lines)
+
+
+def format_corrections(episodes: list[dict]) -> list[str]:
+    """Who drove the correction episodes (``teleop correct``): steps by the person and by the policy, and
+    takeovers per episode. Nothing for a folder of plain demos."""
+    counts = []
+    for e in episodes:
+        mine = read_intervention(e["path"])
+        if mine is not None:
+            counts.append((int(mine.sum()), int((~mine).sum()), takeovers(mine)))
+    if not counts:
+        return []
+    person, policy, taken = (np.array(c) for c in zip(*counts))
+    total = person.sum() + policy.sum()
+    return [f"corrections: {len(counts)} of {len(episodes)} episodes; {int(person.sum())} steps driven by a person "
+            f"({person.sum() / max(total, 1):.0%}), {int(policy.sum())} by the policy; takeovers per episode: "
+            f"mean {taken.mean():.1f}, max {int(taken.max())}, none in {int((taken == 0).sum())}"]
 
 
 def format_diversity(d: SpawnDiversity) -> list[str]:

@@ -125,3 +125,113 @@ def record_live(args, out: str) -> int:
     if not args.quiet:
         print(f"timing: {result.stats.format()}", file=sys.stderr)
     return 0
+
+
+# --------------------------------------------------------------------- teleop correct
+CORRECT_DEVICES = (*HUMAN_DEVICES, "corrector")
+
+
+def add_correct_command(sub) -> None:
+    from teleop.correction import HAND_BACK_S
+
+    cor = sub.add_parser("correct", help="the policy drives, you take over where it goes wrong (HG-DAgger); "
+                                         "records correction episodes",
+                         description="Run a trained policy in the live window; any input takes over at once "
+                                     "and letting go hands back. Every step records who drove (/intervention) "
+                                     "and what the policy asked for (/policy_action).")
+    cor.add_argument("--ckpt", required=True, help="act-train run folder or checkpoint file")
+    cor.add_argument("--task", help="MetaWorld v3 task (default: the policy's)")
+    cor.add_argument("--device", default="keyboard",
+                     help="keyboard, gamepad, spacemouse (live window) or corrector (the scripted expert "
+                          "gated by a person's rule, headless: devices/corrector.py)")
+    cor.add_argument("--episodes", type=int, default=10, help="episodes to keep")
+    cor.add_argument("--out", help="output folder (default recordings/<task>_corrections_<time>)")
+    cor.add_argument("--seed", type=int, default=0, help="base seed of the spawn stream")
+    cor.add_argument("--spawn", choices=("random", "stratified"), default="stratified", help="spawn strategy")
+    cor.add_argument("--spawns-from", metavar="EVAL_DIR",
+                     help="take the spawns of an act-eval --out folder (or its results.json), failures first, "
+                          "so corrections are spent where the policy fails")
+    cor.add_argument("--failures-only", action="store_true", help="with --spawns-from: only the failed spawns")
+    cor.add_argument("--hand-back", type=float, default=HAND_BACK_S, metavar="S",
+                     help="seconds without input before the policy drives again")
+    cor.add_argument("--keep-failures", action="store_true", help="keep episodes that did not succeed")
+    cor.add_argument("--hold-steps", type=int, default=10, help="headless: steps recorded after the first success")
+    cor.add_argument("--max-steps", type=int, help="step limit per episode (default: the policy's horizon)")
+    cor.add_argument("--operator", default="", help="operator name stored in each episode")
+    cor.add_argument("--session", default="", help="session name stored in each episode")
+    cor.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_live_arguments(cor)
+    cor.set_defaults(func=cmd_correct, cameras=None)
+
+
+def cmd_correct(args) -> int:
+    """Checks everything (checkpoint, task, spawns) before anything is written."""
+    from pathlib import Path
+
+    from teleop.correction import correct_headless, load_pilot, spawns_from_results
+    from teleop.env import TaskEnv, check_task
+
+    if args.device not in CORRECT_DEVICES:
+        raise ToolkitError(f"--device {args.device!r}: use one of {', '.join(CORRECT_DEVICES)}")
+    if args.failures_only and not args.spawns_from:
+        raise ToolkitError("--failures-only needs --spawns-from EVAL_DIR (an act-eval --out folder)")
+    if args.task:
+        check_task(args.task)
+    pilot = load_pilot(args.ckpt, task=args.task)
+    task = args.task or pilot.task
+    spawns = None
+    if args.spawns_from:
+        probe = TaskEnv(task)
+        try:
+            spawns = spawns_from_results(args.spawns_from, task, probe.spawn_low, probe.spawn_high,
+                                         failures_only=args.failures_only)
+        finally:
+            probe.close()
+    out = args.out or str(Path("recordings") / f"{task}_corrections_{time.strftime('%Y%m%d-%H%M%S')}")
+    episodes = min(args.episodes, len(spawns)) if spawns else args.episodes
+    print(f"policy: {pilot.description}; {task}, {episodes} episodes"
+          + (f" on {len(spawns)} spawns from {args.spawns_from}" if spawns else ""))
+    started = time.perf_counter()
+    if args.device == "corrector":
+        from devices.registry import make_device
+
+        summary = correct_headless(
+            make_device("corrector", task=task), pilot, task=task, episodes=episodes, out=out, spawns=spawns,
+            seed=args.seed, spawn=args.spawn, hand_back_s=args.hand_back, keep_failures=args.keep_failures,
+            hold_steps=args.hold_steps, max_steps=args.max_steps, operator=args.operator, session=args.session,
+            progress=not args.quiet)
+        written = summary["written"]
+        print(f"{summary['successes']} of {summary['attempts']} attempts succeeded; {summary['takeovers']} takeovers, "
+              f"{summary['person_steps']} steps driven by the corrector, {summary['policy_steps']} by the policy")
+    else:
+        written = _correct_live(args, task, out, pilot, spawns, episodes)
+    print(f"kept {len(written)} correction episodes of {task} in {time.perf_counter() - started:.1f} s -> {out}")
+    return 0
+
+
+def _correct_live(args, task: str, out: str, pilot, spawns, episodes: int) -> list:
+    from devices.registry import make_device
+    from teleop.live.device_settings import describe, resolve
+    from teleop.live.pace import DEFAULT_SPEED
+    from teleop.live.window import LiveConfig, run_live
+
+    settings, saved_to = resolve(args.device, sensitivity=args.sensitivity, invert=args.invert,
+                                 save=not args.no_save_settings)
+    if saved_to:
+        print(f"{args.device} settings ({describe(settings)}) saved to {saved_to}")
+    second = None if (args.second_camera or "").lower() in ("", "none") else args.second_camera
+    config = LiveConfig(
+        task=task, episodes=episodes, out=out, seed=args.seed, spawn=args.spawn, camera=args.camera,
+        second_camera=second, view_size=args.view_size, render_size=args.render_size, fps=args.fps,
+        hold_s=args.hold_s, max_steps=args.max_steps or pilot.horizon,
+        speed=args.speed if args.speed is not None else DEFAULT_SPEED[args.device],
+        keep_failures=args.keep_failures, operator=args.operator, session=args.session, settings=settings,
+        settings_text=describe(settings), pilot=pilot, hand_back_s=args.hand_back).check()
+    if args.device == "gamepad":
+        from devices.gamepad import allow_background_events
+
+        allow_background_events()
+    result = run_live(make_device(args.device, **_device_options(args)), config, spawns=spawns)
+    if not args.quiet:
+        print(f"timing: {result.stats.format()}", file=sys.stderr)
+    return result.written

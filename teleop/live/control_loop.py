@@ -44,6 +44,7 @@ import numpy as np
 
 from devices.base import Device, Event
 from teleop.collect import spawn_attrs
+from teleop.correction import Takeover
 from teleop.env import CONTROL_HZ, TaskEnv
 from teleop.live.episode_source import EpisodeSource
 from teleop.live.flow import Decision, EpisodeFlow, Phase
@@ -70,7 +71,7 @@ class PracticeBuffer:
     def before_step(self, obs) -> None:
         pass
 
-    def after_step(self, action, reward, success) -> None:
+    def after_step(self, action, reward, success, **corrections) -> None:
         self.t += 1
 
 
@@ -100,6 +101,10 @@ class ControlLoop:
         self.flow = EpisodeFlow(source.episodes, hold_steps=config.hold_steps, auto=device.frame == "world",
                                 keep_failures=source.keep_failures)
         self.buffer = PracticeBuffer() if source.practice else EpisodeBuffer(env)
+        # teleop correct: the policy drives until the operator takes over (teleop/correction.py).
+        self.pilot = getattr(config, "pilot", None)
+        self.takeover = (Takeover(world_frame=device.frame == "world", hand_back_s=config.hand_back_s)
+                         if self.pilot is not None else None)
         self.speed = float(config.speed)
         self.scheduler: Optional[DeadlineScheduler] = None
         self._steps_wanted = 0  # STEP presses not yet run (one paused step per tick)
@@ -133,6 +138,9 @@ class ControlLoop:
         self.attrs = spawn_attrs(self.env, self.request, self.obs)
         self.device.reset()
         self.mapper.reset()
+        if self.pilot is not None:
+            self.pilot.reset()
+            self.takeover.reset()
         self.buffer.clear()
         self.info = None
         self._recording_since = None
@@ -166,8 +174,15 @@ class ControlLoop:
                          "view_camera": self.config.camera, "speed": self._episode_speed,
                          "max_steps": self.env.max_steps, "wall_s": self._wall_s(),
                          "lead_per_unit": self.mapper.lead_per_unit
-                         if self.device.frame != "world" and self.config.stop_on_release else 0.0})
+                         if self.device.frame != "world" and self.config.stop_on_release else 0.0,
+                         **self._correction_attrs()})
         self.source.keep(episode)
+
+    def _correction_attrs(self) -> dict:
+        if self.pilot is None:
+            return {}
+        return {"mode": "correct", "policy": self.pilot.description, "hand_back_s": self.config.hand_back_s,
+                "takeovers": self.takeover.stats.takeovers}
 
     def _arm(self):
         """What the mapper needs to stop the hand where the operator lets go (None: plain actions)."""
@@ -232,19 +247,27 @@ class ControlLoop:
             elif decision.step:
                 if decision.start:
                     self._episode_speed, self._recording_since = self.speed, clock()
+                corrections = {}
+                if self.pilot is not None:
+                    policy_action = self.pilot.act(self.obs, self.env.robot_qpos())
+                    if not self.takeover.person:
+                        self.mapper.stop.reset()  # a takeover starts holding where the arm is now
                 action = self.mapper(command, self._arm())
                 if self._reads_window:
                     # get(), not peek(): pygame 2.6's peek() frees the attribute dict of a
                     # posted event that get() hands out later (a use-after-free: seen as segfaults).
                     late = self.pygame.event.get()
                     if late:
-                        action = self._sample_late(inputs, late)
+                        action, command = self._sample_late(inputs, late)
+                if self.pilot is not None:
+                    action, person = self.takeover.step(command, action, policy_action, clock())
+                    corrections = {"intervention": person, "policy_action": policy_action}
                 applied = clock()
                 stats.apply_delay.append(applied - deadline)
                 self._note_latency(inputs, applied, deadline)
                 self.buffer.before_step(self.obs)
                 self.obs, reward, success, truncated, self.info = self.env.step(action)
-                self.buffer.after_step(action, reward, success)
+                self.buffer.after_step(action, reward, success, **corrections)
                 self.flow.stepped(success, truncated)
                 self._publish_pose()
                 stats.step_durations.append(clock() - woke)
@@ -254,14 +277,15 @@ class ControlLoop:
                 return
             present()
 
-    def _sample_late(self, inputs: list, late: list) -> np.ndarray:
-        """Input that arrived since the drain: the device takes it now, the flow at the next tick."""
+    def _sample_late(self, inputs: list, late: list) -> tuple[np.ndarray, object]:
+        """Input that arrived since the drain: the device takes it now, the flow at the next tick.
+        Returns the action and the command it came from."""
         inputs.append((time.perf_counter(), late))
         self.device.handle_events(late)
         command = self.device.poll()
         self._late_window_events.extend(late)
         self._late_device_events = self._late_device_events | command.events
-        return self.mapper(command, self._arm())
+        return self.mapper(command, self._arm()), command
 
     def _decide(self, events) -> tuple[Decision, object]:
         pg = self.pygame
@@ -337,4 +361,13 @@ class ControlLoop:
             to_goal=float(info["obj_to_target"]) if "obj_to_target" in info else None,
             # MetaWorld reports grasp_success on tasks without anything to grasp too: only near the object.
             grasped=bool(info.get("grasp_success", 0.0)) and hand_to_object < 0.05,
-            view=self.config.camera if self.device.frame != "world" else "", keys=self.keys)
+            view=self.config.camera if self.device.frame != "world" else "", keys=self.keys,
+            **self._driver_hud())
+
+    def _driver_hud(self) -> dict:
+        if self.pilot is None:
+            return {}
+        takeover = self.takeover
+        return {"driver": "you" if takeover.person else "policy",
+                "driver_s": takeover.driving_for(time.perf_counter()) if self.flow.phase == Phase.RECORDING else 0.0,
+                "takeovers": takeover.stats.takeovers}

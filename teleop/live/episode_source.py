@@ -66,14 +66,17 @@ class EpisodeSource:
 
 
 class RecordSource(EpisodeSource):
-    """``teleop record``: a spawn stream and a background writer into one output folder."""
+    """``teleop record``: a spawn stream and a background writer into one output folder.
+    ``spawns``: a given list instead of the stream (``teleop correct --spawns-from``); the window
+    closes when it runs out."""
 
     def __init__(self, task: str, episodes: int, out: str, *, spawn: str, seed: int, spawn_low, spawn_high,
-                 keep_failures: bool = False):
+                 keep_failures: bool = False, spawns: Optional[list[Spawn]] = None):
         self.task, self.episodes, self.keep_failures = task, episodes, keep_failures
         self.out = prepare_output(out, task)
         start_index, self.used_seeds = existing_output(self.out)
-        self.stream = SpawnStream(spawn_low, spawn_high, strategy=spawn, base_seed=seed)
+        self.stream = (SpawnStream(spawn_low, spawn_high, strategy=spawn, base_seed=seed) if spawns is None
+                       else list(spawns))
         self.writer = BackgroundWriter(self.out, start_index)
         self._index = -1
         self._current: Optional[Spawn] = None
@@ -81,8 +84,12 @@ class RecordSource(EpisodeSource):
     def next_spawn(self, kind: str) -> Optional[Spawn]:
         if kind == "new" or self._current is None:
             self._index += 1
-            while self.stream[self._index].seed in self.used_seeds:  # appending to a folder: never a seed twice
+            given = isinstance(self.stream, list)
+            while not (given and self._index >= len(self.stream)) and \
+                    self.stream[self._index].seed in self.used_seeds:  # appending to a folder: never a seed twice
                 self._index += 1
+            if given and self._index >= len(self.stream):
+                return None  # every given spawn has had its attempt
             self._current = self.stream[self._index]
         return self._current
 

@@ -65,6 +65,9 @@ class HudState:
     grasped: bool = False
     view: str = ""  # the camera the keys follow
     keys: dict = field(default_factory=dict)  # action -> the control that does it ("keep" -> "K")
+    driver: str = ""  # teleop correct: "policy" or "you" (who drives now); "" when recording demos
+    driver_s: float = 0.0  # wall seconds the current driver has been driving
+    takeovers: int = 0  # takeovers in this episode
 
     @property
     def failed(self) -> bool:
@@ -80,8 +83,10 @@ def phase_badge(state: HudState) -> tuple[str, tuple]:
     if state.device_lost:
         return "DEVICE UNPLUGGED: plug it back in", ORANGE
     elapsed = state.steps / state.control_hz
+    ready = (f"READY: {key(state, 'toggle_record', 'Enter')}: the policy drives (move to take over)"
+             if state.driver else f"READY: move or {key(state, 'toggle_record', 'Enter')} to start")
     return {
-        "idle": (f"READY: move or {key(state, 'toggle_record', 'Enter')} to start", WHITE),
+        "idle": (ready, WHITE),
         "recording": (f"GO  {elapsed:4.1f} s", GREEN) if state.practice else (f"REC  {elapsed:4.1f} s", RED),
         "paused": (f"PAUSED  ({key(state, 'step', '.')}: one step, {key(state, 'pause', 'P')}: go on)", YELLOW),
         "review": ("REVIEW", BLUE),
@@ -98,8 +103,17 @@ def badges(state: HudState) -> list[tuple[str, str, tuple]]:
         shown.append(("top-right", f"FAILED: {state.end_reason}" if state.end_reason else "FAILED", RED))
     if state.practice:
         shown.append(("top-right", "PRACTICE", MAGENTA))
+    if state.driver and state.phase in ("recording", "paused"):
+        shown.append(("top-right", *driver_badge(state)))
     shown.append(("bottom-right", f"speed {state.speed:.2g}x", GREY))
     return shown
+
+
+def driver_badge(state: HudState) -> tuple[str, tuple]:
+    """teleop correct: who drives, and for how long the operator has."""
+    if state.driver == "you":
+        return f"YOU DRIVE  {state.driver_s:4.1f} s", ORANGE
+    return "POLICY DRIVES: move to take over", BLUE
 
 
 def prompt(state: HudState) -> Optional[tuple[str, tuple]]:
@@ -141,6 +155,9 @@ def hud_lines(state: HudState) -> list[tuple[str, tuple, bool]]:
         (f"spawn seed {state.seed} (#{state.spawn_index})", GREY, False),
         (f"{state.device}: {state.device_status}", ORANGE if state.device_lost else GREY, False),
     ]
+    if state.driver:
+        lines.append((f"policy in the loop: {state.takeovers} takeover{'s' if state.takeovers != 1 else ''} "
+                      f"this episode; let go to hand back", BLUE, False))
     if state.settings:
         lines.append((state.settings, GREY, False))
     if state.view:

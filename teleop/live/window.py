@@ -34,6 +34,7 @@ import numpy as np
 
 from devices.base import Device
 from teleop.env import CONTROL_HZ, TaskEnv
+from teleop.correction import HAND_BACK_S
 from teleop.errors import ToolkitError
 from teleop.live.control_loop import ControlLoop
 from teleop.live.episode_source import EpisodeSource, PracticeSource, RecordSource
@@ -74,6 +75,8 @@ class LiveConfig:
     settings_text: str = ""  # shown on the HUD
     render_nice: int = 5  # OS nice value of the render thread, so control ticks preempt GL work
     boost_priority: bool = True  # raise the control and window threads' priority where the OS allows it
+    pilot: object = None  # a teleop.correction.Pilot: the policy drives and the operator takes over (teleop correct)
+    hand_back_s: float = HAND_BACK_S  # seconds without input before the policy drives again
 
     @property
     def hold_steps(self) -> int:
@@ -104,7 +107,7 @@ class LiveResult:
 
 def run_live(device: Device, config: LiveConfig, *, stats: Optional[LoopStats] = None,
              help_lines: Optional[list[str]] = None, source: Optional[EpisodeSource] = None,
-             on_start: Optional[Callable[[ControlLoop], None]] = None) -> LiveResult:
+             on_start: Optional[Callable[[ControlLoop], None]] = None, spawns: Optional[list] = None) -> LiveResult:
     """Open the window and record until the episodes are kept, QUIT, or the window is closed.
 
     Must run on the main thread (SDL's event pump). Every kept episode is on
@@ -130,7 +133,7 @@ def run_live(device: Device, config: LiveConfig, *, stats: Optional[LoopStats] =
         elif source is None:
             source = RecordSource(config.task, config.episodes, config.out, spawn=config.spawn, seed=config.seed,
                                   spawn_low=env.spawn_low, spawn_high=env.spawn_high,
-                                  keep_failures=config.keep_failures)
+                                  keep_failures=config.keep_failures, spawns=spawns)
     except BaseException:
         env.close()
         raise
@@ -147,7 +150,8 @@ def run_live(device: Device, config: LiveConfig, *, stats: Optional[LoopStats] =
         if help_lines is not None:
             lines = help_lines
         layout = Layout.default(config.view_size, inset=bool(config.second_camera), help_lines=len(lines))
-        open_window(layout, f"teleop record: {config.task} ({device.name})")
+        command = "correct" if config.pilot is not None else "record"
+        open_window(layout, f"teleop {command}: {config.task} ({device.name})")
         if window_device:
             device.connect()
         mapper = ActionMapper(device.name, device.frame, None, config.settings, lead_per_unit=config.lead_per_unit)
