@@ -156,7 +156,8 @@ def add_correct_command(sub) -> None:
                      help="seconds without input before the policy drives again")
     cor.add_argument("--keep-failures", action="store_true", help="keep episodes that did not succeed")
     cor.add_argument("--hold-steps", type=int, default=10, help="headless: steps recorded after the first success")
-    cor.add_argument("--max-steps", type=int, help="step limit per episode (default: the policy's horizon)")
+    cor.add_argument("--max-steps", type=int,
+                     help="step limit per episode (default: the policy's horizon, and at least 2000 for a person)")
     cor.add_argument("--operator", default="", help="operator name stored in each episode")
     cor.add_argument("--session", default="", help="session name stored in each episode")
     cor.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -212,7 +213,7 @@ def cmd_correct(args) -> int:
 def _correct_live(args, task: str, out: str, pilot, spawns, episodes: int) -> list:
     from devices.registry import make_device
     from teleop.live.device_settings import describe, resolve
-    from teleop.live.pace import DEFAULT_SPEED
+    from teleop.live.pace import DEFAULT_SPEED, HUMAN_MAX_STEPS
     from teleop.live.window import LiveConfig, run_live
 
     settings, saved_to = resolve(args.device, sensitivity=args.sensitivity, invert=args.invert,
@@ -223,7 +224,7 @@ def _correct_live(args, task: str, out: str, pilot, spawns, episodes: int) -> li
     config = LiveConfig(
         task=task, episodes=episodes, out=out, seed=args.seed, spawn=args.spawn, camera=args.camera,
         second_camera=second, view_size=args.view_size, render_size=args.render_size, fps=args.fps,
-        hold_s=args.hold_s, max_steps=args.max_steps or pilot.horizon,
+        hold_s=args.hold_s, max_steps=args.max_steps or max(pilot.horizon, HUMAN_MAX_STEPS),
         speed=args.speed if args.speed is not None else DEFAULT_SPEED[args.device],
         keep_failures=args.keep_failures, operator=args.operator, session=args.session, settings=settings,
         settings_text=describe(settings), pilot=pilot, hand_back_s=args.hand_back).check()

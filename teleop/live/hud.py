@@ -83,7 +83,7 @@ def phase_badge(state: HudState) -> tuple[str, tuple]:
     if state.device_lost:
         return "DEVICE UNPLUGGED: plug it back in", ORANGE
     elapsed = state.steps / state.control_hz
-    ready = (f"READY: {key(state, 'toggle_record', 'Enter')}: the policy drives (move to take over)"
+    ready = (f"READY: {key(state, 'toggle_record', 'Enter')}: policy drives, or move"
              if state.driver else f"READY: move or {key(state, 'toggle_record', 'Enter')} to start")
     return {
         "idle": (ready, WHITE),
@@ -113,7 +113,7 @@ def driver_badge(state: HudState) -> tuple[str, tuple]:
     """teleop correct: who drives, and for how long the operator has."""
     if state.driver == "you":
         return f"YOU DRIVE  {state.driver_s:4.1f} s", ORANGE
-    return "POLICY DRIVES: move to take over", BLUE
+    return "POLICY DRIVES", BLUE
 
 
 def prompt(state: HudState) -> Optional[tuple[str, tuple]]:
@@ -156,8 +156,9 @@ def hud_lines(state: HudState) -> list[tuple[str, tuple, bool]]:
         (f"{state.device}: {state.device_status}", ORANGE if state.device_lost else GREY, False),
     ]
     if state.driver:
-        lines.append((f"policy in the loop: {state.takeovers} takeover{'s' if state.takeovers != 1 else ''} "
-                      f"this episode; let go to hand back", BLUE, False))
+        lines.append((f"policy in the loop: {state.takeovers} takeover{'s' if state.takeovers != 1 else ''}",
+                      BLUE, False))
+        lines.append(("move to take over, let go to hand back", BLUE, False))
     if state.settings:
         lines.append((state.settings, GREY, False))
     if state.view:
