@@ -113,7 +113,7 @@ class SessionSource(EpisodeSource):
 
 
 def run_in_window(session, device: str, *, on_start: Optional[Callable[[ControlLoop], None]] = None,
-                **config) -> LiveResult:
+                  pilots: Optional[dict] = None, **config) -> LiveResult:
     """``teleop session run`` with a human device: the live window, fed by ``session``.
 
     One window per task block still short of episodes (the scene is built for
@@ -138,7 +138,7 @@ def run_in_window(session, device: str, *, on_start: Optional[Callable[[ControlL
                           speed=plan.speed if plan.speed is not None else DEFAULT_SPEED[device],
                           hold_s=plan.hold_steps / CONTROL_HZ, operator=session.operator,
                           session=session.session_id, settings=settings, settings_text=describe(settings),
-                          **config)
+                          pilot=(pilots or {}).get(source.task), **config)
         result = run_live(make_device(device), live, source=source, on_start=on_start)
         written += result.written
         if not result.finished:

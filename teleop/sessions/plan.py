@@ -19,6 +19,11 @@ Example (``teleop session run plan.toml --out sessions/alice-mon``)::
     name = "push-v3"
     episodes = 5
 
+A plan of corrections (``teleop correct`` in a session: the policy drives, the operator takes over)
+names ``mode = "correct"`` and a checkpoint per task (``checkpoint`` at the top for every task, or in a
+``[[task]]`` block; a relative path is taken from the plan's folder). ``device = "corrector"`` runs the
+simulated corrector headless. Episodes count as kept as in a recording session.
+
 Every error names the file, the line and the key, because tomllib reports line
 numbers only for syntax errors: the line of a key is found by scanning the text.
 """
@@ -36,12 +41,16 @@ from teleop.live.pace import HUMAN_DEVICES, HUMAN_MAX_STEPS, SPEED_RANGE
 
 SESSION_SPAWN_STRATEGIES = ("stratified", "random")
 DEVICES = ("scripted", *HUMAN_DEVICES)
+MODES = ("record", "correct")
+CORRECT_DEVICES = (*HUMAN_DEVICES, "corrector")
 
 _TOP_KEYS = {
     "name": "plan name, used in the session id",
     "operator": "the one operator",
     "operators": "operators who may run this plan (choose with --operator)",
-    "device": f"one of {', '.join(DEVICES)}",
+    "device": f"one of {', '.join(DEVICES)}; corrector too with mode = \"correct\"",
+    "mode": "record (demos) or correct (the policy drives, the operator takes over)",
+    "checkpoint": "with mode = \"correct\": the policy's act-train run folder or checkpoint file",
     "spawn": f"one of {', '.join(SESSION_SPAWN_STRATEGIES)}",
     "episode_time_limit_s": "simulated seconds per episode",
     "speed": "fraction of real time the live window runs at (human devices)",
@@ -52,7 +61,8 @@ _TOP_KEYS = {
     "image_size": "recorded image side in pixels",
     "task": "[[task]] blocks",
 }
-_TASK_KEYS = {"name": "MetaWorld v3 task", "episodes": "successful episodes wanted"}
+_TASK_KEYS = {"name": "MetaWorld v3 task", "episodes": "successful episodes wanted",
+              "checkpoint": "with mode = \"correct\": this task's policy"}
 
 
 class PlanError(ToolkitError):
@@ -63,6 +73,7 @@ class PlanError(ToolkitError):
 class TaskBlock:
     task: str
     episodes: int  # successful episodes wanted
+    checkpoint: str = ""  # mode = "correct": the policy that drives (absolute path)
 
 
 @dataclass(frozen=True)
@@ -81,12 +92,26 @@ class SessionPlan:
     break_every_minutes: float | None = None
     cameras: tuple[str, ...] = ()
     image_size: int = 128
+    mode: str = "record"  # "correct": the policy drives, the operator takes over (teleop correct)
     source: str = ""  # the plan file's text, kept with the session
     path: Path | None = field(default=None, compare=False)
 
     @property
     def human(self) -> bool:
         return self.device in HUMAN_DEVICES
+
+    @property
+    def correcting(self) -> bool:
+        return self.mode == "correct"
+
+    def pilots(self) -> dict:
+        """mode = "correct": each task's policy (teleop.correction.Pilot), loaded and checked against its
+        task; {} for a recording plan."""
+        from teleop.correction import load_pilot
+
+        if not self.correcting:
+            return {}
+        return {block.task: load_pilot(block.checkpoint, task=block.task) for block in self.tasks}
 
     def choose_operator(self, operator: str | None) -> str:
         if operator:
@@ -103,7 +128,9 @@ class SessionPlan:
     def to_dict(self) -> dict:
         return {
             "name": self.name, "operators": list(self.operators), "device": self.device, "spawn": self.spawn,
-            "tasks": [{"task": t.task, "episodes": t.episodes} for t in self.tasks],
+            "tasks": [{"task": t.task, "episodes": t.episodes, **({"checkpoint": t.checkpoint} if t.checkpoint else {})}
+                      for t in self.tasks],
+            **({"mode": self.mode} if self.correcting else {}),
             "max_steps": self.max_steps, "speed": self.speed, "hold_steps": self.hold_steps,
             "attempts_per_spawn": self.attempts_per_spawn, "break_every_minutes": self.break_every_minutes,
             "cameras": list(self.cameras), "image_size": self.image_size,
@@ -201,9 +228,17 @@ def parse_plan(text: str, path: str | Path = "plan.toml") -> SessionPlan:
             fail(f"operator names are letters, digits, '.', '_' or '-', got {name!r}",
                  "operators" if "operators" in data else "operator")
 
-    device = typed("device", str, "scripted")
-    if device not in DEVICES:
-        fail(f"unknown device {device!r}{_suggest(device, DEVICES)}; use one of {', '.join(DEVICES)}", "device")
+    mode = typed("mode", str, "record")
+    if mode not in MODES:
+        fail(f"mode {mode!r}: use record (demos) or correct (the policy drives, you take over)", "mode")
+    device = typed("device", str, "keyboard" if mode == "correct" else "scripted")
+    allowed = CORRECT_DEVICES if mode == "correct" else DEVICES
+    if device not in allowed:
+        fail(f"device {device!r} with mode = \"{mode}\"{_suggest(device, allowed)}: use one of {', '.join(allowed)}",
+             "device")
+    default_checkpoint = typed("checkpoint", str, "")
+    if default_checkpoint and mode != "correct":
+        fail("checkpoint is for mode = \"correct\" (a policy to correct): add that, or remove checkpoint", "checkpoint")
     spawn = typed("spawn", str, "stratified")
     if spawn not in SESSION_SPAWN_STRATEGIES:
         fail(f"spawn {spawn!r} is not available in sessions: use stratified (even coverage) or random", "spawn")
@@ -257,14 +292,28 @@ def parse_plan(text: str, path: str | Path = "plan.toml") -> SessionPlan:
             fail(f"task {name} is planned twice (first at line {seen[name]}): merge the blocks", "name", "task", i)
         _check_task_name(name, lambda message: fail(message, "name", "task", i))
         seen[name] = lines.get(("task", i, "name"), "?")
-        tasks.append(TaskBlock(name, episodes))
+        checkpoint = typed("checkpoint", str, default_checkpoint, "task", i, block)
+        if checkpoint and mode != "correct":
+            fail("checkpoint is for mode = \"correct\": add that at the top, or remove it", "checkpoint", "task", i)
+        if mode == "correct":
+            key = "checkpoint" if "checkpoint" in block else "name"
+            if not checkpoint:
+                fail(f"mode = \"correct\" needs a policy for {name}: add checkpoint = \"runs/...\" to this "
+                     f"[[task]] block or at the top", key, "task", i)
+            checkpoint = str((path.parent / checkpoint).resolve()) if not Path(checkpoint).is_absolute() else checkpoint
+            if not Path(checkpoint).exists():
+                message = f"checkpoint {checkpoint} does not exist: pass an act-train run folder or a .pt file"
+                if "checkpoint" in block:
+                    fail(message, "checkpoint", "task", i)
+                fail(message, "checkpoint")
+        tasks.append(TaskBlock(name, episodes, checkpoint))
 
     return SessionPlan(
         name=typed("name", str, path.stem), operators=tuple(operators), device=device, spawn=spawn,
         tasks=tuple(tasks), max_steps=max_steps, speed=None if speed is None else float(speed),
         hold_steps=hold_steps, attempts_per_spawn=attempts,
         break_every_minutes=None if break_every is None else float(break_every), cameras=tuple(cameras),
-        image_size=image_size, source=text, path=path)
+        image_size=image_size, mode=mode, source=text, path=path)
 
 
 def _check_task_name(name: str, fail) -> None:

@@ -24,14 +24,15 @@ def run_session(plan_path: str | Path, out: str | Path, *, operator: str | None 
     from teleop.sessions.report import write_report
 
     plan = load_plan(plan_path)
+    pilots = plan.pilots()  # mode = "correct": every policy loaded and checked before the folder exists
     with Session.open(plan, out, operator=operator) as session:
         try:
             if plan.human:
                 from teleop.sessions.live import run_in_window
 
-                run_in_window(session, plan.device, **(live_options or {}))
+                run_in_window(session, plan.device, pilots=pilots, **(live_options or {}))
             else:
-                run_scripted(session, progress=progress)
+                run_scripted(session, progress=progress, pilots=pilots)
         except KeyboardInterrupt:
             write_report(session.folder)  # a quit is an end too: report what is there
             raise
@@ -39,15 +40,22 @@ def run_session(plan_path: str | Path, out: str | Path, *, operator: str | None 
     return session
 
 
-def run_scripted(session: Session, *, progress: bool = True) -> int:
-    """Record every pending episode with MetaWorld's scripted expert, headless. Returns the number kept."""
+def run_scripted(session: Session, *, progress: bool = True, pilots: dict | None = None) -> int:
+    """Record every pending episode with MetaWorld's scripted expert, headless; with ``corrector`` the plan's
+    policies drive and the simulated corrector takes over (mode = "correct"). Returns the number kept.
+
+    ``pilots``: task -> the policy that drives (mode = "correct"; ``SessionPlan.pilots``)."""
+    from devices.corrector import SimulatedCorrector
     from devices.scripted import ScriptedExpert
     from teleop.collect import _progress, record_episode
+    from teleop.correction import Takeover
     from teleop.env import TaskEnv
     from teleop.mapping import ActionMapper
     from teleop.recorder import EpisodeBuffer
 
     plan = session.plan
+    pilots = pilots or {}
+    corrector = bool(pilots)
     wanted = {b.task: b.episodes for b in plan.tasks}
     total = sum(wanted.values())
     bar = _progress(total, f"session {plan.name}", progress)
@@ -61,13 +69,17 @@ def run_scripted(session: Session, *, progress: bool = True) -> int:
                     env.close()
                 env = TaskEnv(ticket.task, cameras=plan.cameras, image_size=plan.image_size,
                               max_steps=plan.max_steps)
-                device = ScriptedExpert(ticket.task)
+                device = SimulatedCorrector(ticket.task) if corrector else ScriptedExpert(ticket.task)
                 device.connect()
+                takeover = Takeover(world_frame=True) if corrector else None
                 buffer = EpisodeBuffer(env, cameras=env.cameras, image_size=plan.image_size)
                 mapper = ActionMapper(device.name, device.frame)
                 current = ticket.task
+            pilot = pilots.get(ticket.task)
             result, episode = record_episode(env, device, mapper, buffer, ticket.spawn, hold_steps=ticket.hold_steps,
-                                             **session.identity())
+                                             pilot=pilot, takeover=takeover, **session.identity())
+            if pilot is not None:
+                episode.attrs.update(mode="correct", policy=pilot.description, takeovers=takeover.stats.takeovers)
             if result.success:
                 session.keep(ticket, episode)
                 kept += 1
@@ -77,8 +89,9 @@ def run_scripted(session: Session, *, progress: bool = True) -> int:
                 session.discard(ticket, reason="failed", steps=result.steps, retry=False)
                 failed = len(session.state["tasks"][ticket.task]["retired"])
                 if failed > 2 * wanted[ticket.task] + 10:
-                    raise ToolkitError(f"the scripted expert failed {failed} spawns of {ticket.task}: check the "
-                                       "task, or lower its episodes in the plan")
+                    who = "the policy with the simulated corrector" if corrector else "the scripted expert"
+                    raise ToolkitError(f"{who} failed {failed} spawns of {ticket.task}: check the task"
+                                       f"{' and the checkpoint' if corrector else ''}, or lower its episodes in the plan")
     finally:
         bar.close()
         if env is not None:

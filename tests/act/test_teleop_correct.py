@@ -28,6 +28,21 @@ def tiny_policy(pick_place_demos, tmp_path_factory):
     return run
 
 
+@pytest.fixture(scope="module")
+def reach_policy(tmp_path_factory):
+    """A tiny reach-v3 policy trained long enough (300 steps, ~5 s) to succeed mostly on its own."""
+    from devices.scripted import ScriptedExpert
+    from teleop.collect import record_headless
+
+    root = tmp_path_factory.mktemp("reach")
+    record_headless(ScriptedExpert("reach-v3"), task="reach-v3", episodes=6, out=root / "demos", seed=100,
+                    progress=False)
+    res = run_cli("act.train", "--data", str(root / "demos"), "--out", str(root / "run"), "--steps", "300",
+                  *TINY_MODEL)
+    assert res.returncode == 0, res.stderr
+    return root / "run"
+
+
 # ---------------------------------------------------------------- the rule
 def test_input_takes_over_at_once_and_letting_go_hands_back():
     from teleop.correction import Takeover
@@ -190,4 +205,47 @@ def test_bad_input_is_one_line_and_writes_nothing(case, tiny_policy, tmp_path):
     assert res.returncode == 2, res.stdout + res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in res.stderr
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- sessions
+def _plan(tmp_path, body):
+    plan = tmp_path / "plan.toml"
+    plan.write_text(body)
+    return plan
+
+
+def test_a_session_of_corrections_runs_resumes_and_reports(reach_policy, tmp_path):
+    plan = _plan(tmp_path, f'name = "fix"\noperator = "alice"\nmode = "correct"\ndevice = "corrector"\n'
+                           f'checkpoint = "{reach_policy}"\n'
+                           f'[[task]]\nname = "reach-v3"\nepisodes = 2\n')
+    out = tmp_path / "session"
+    res = run_cli("teleop.cli", "session", "run", str(plan), "--out", str(out), timeout=600)
+    assert res.returncode == 0, res.stderr
+    files = sorted(out.rglob("episode_*.hdf5"))
+    assert len(files) == 2
+    for f in files:
+        episode = read_episode(f)
+        assert episode.is_correction and episode.attrs["mode"] == "correct" and episode.succeeded
+        assert episode.attrs["operator"] == "alice" and episode.attrs["device"] == "corrector"
+    again = run_cli("teleop.cli", "session", "run", str(plan), "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    assert len(sorted(out.rglob("episode_*.hdf5"))) == 2  # done: resuming records nothing more
+
+
+@pytest.mark.parametrize("case", ["no checkpoint", "checkpoint without correct", "missing checkpoint",
+                                  "other task", "recording device"])
+def test_a_correction_plan_is_checked_before_anything_is_written(case, tiny_policy, tmp_path):
+    top = {"no checkpoint": 'mode = "correct"\n',
+           "checkpoint without correct": f'checkpoint = "{tiny_policy}"\n',
+           "missing checkpoint": 'mode = "correct"\ncheckpoint = "runs/nothing"\n',
+           "other task": f'mode = "correct"\ncheckpoint = "{tiny_policy}"\n',
+           "recording device": f'mode = "correct"\ndevice = "scripted"\ncheckpoint = "{tiny_policy}"\n'}[case]
+    task = "push-v3" if case == "other task" else "pick-place-v3"
+    plan = _plan(tmp_path, f'operator = "alice"\n{top}[[task]]\nname = "{task}"\nepisodes = 1\n')
+    out = tmp_path / "session"
+    res = run_cli("teleop.cli", "session", "run", str(plan), "--out", str(out))
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
     assert not out.exists()
