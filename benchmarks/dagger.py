@@ -9,11 +9,12 @@ Per task, everything with the project's own commands (subprocesses, one thread e
    ``--start-demos`` (10) are the start set.
 2. Round 0: ``act-train`` on the start set (defaults, 3000 steps), ``act-eval`` on 100 unseen spawns
    (seeds 1,000,000+).
-3. Rounds 1..``--rounds``: ``act-eval`` of the last round's policy on ``--probe`` (50) spawns of their own
+3. Rounds 1..``--rounds``: ``act-eval`` of the last round's policy on ``--probe`` (100) spawns of their own
    (seeds 3,000,000 + 10,000 r), ``teleop correct --device corrector --spawns-from PROBE --failures-only
    --episodes --per-round`` (the simulated corrector of devices/corrector.py takes over where the policy
    goes wrong; the corrections are spent on the spawns the policy failed), ``act-train`` on the start set +
    every round's corrections (HG-DAgger: the person's steps are the labels), ``act-eval`` as in round 0.
+   A round whose policy fails none of its probe spawns keeps the previous policy (nothing to correct).
 4. Plain demos at equal operator steps: the start set plus the next demos of step 1 until their steps
    reach the last round's operator steps; and the plain 20-demo run. Both trained and evaluated alike.
 
@@ -32,7 +33,6 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,6 +132,17 @@ class Task:
         self.say(f"{stage}: {summary['successes']}/{summary['episodes']} with {person} operator steps")
         return row
 
+    def carry_over(self, previous: str, stage: str, rnd: int) -> None:
+        """A round without failures to correct keeps the previous policy and its result (nothing is trained)."""
+        if stage in self.done:
+            return
+        row = {**self.done[previous], "stage": stage, "round": rnd, "corrections": False, "train_minutes": 0.0,
+               "eval_minutes": 0.0, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        with open(self.args.results, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        self.done[stage] = row
+        self.say(f"{stage}: no failures on the probe spawns; the policy of {previous} stands")
+
     def correct(self, rnd: int, policy: Path) -> Path | None:
         """Round ``rnd``'s corrections of ``policy`` on its failures (None: it failed nowhere on the probe)."""
         out = self.work / "corrections" / f"round_{rnd}"
@@ -169,12 +180,13 @@ class Task:
         policy = self.work / "runs" / "round_0"
         self.train_and_evaluate("round_0", data, {"round": 0, "kind": "dagger"})
         for rnd in range(1, args.rounds + 1):
-            corrections = self.correct(rnd, policy)
-            if corrections is not None:
-                data = data + [corrections]
             stage = f"round_{rnd}"
-            self.train_and_evaluate(stage, data, {"round": rnd, "kind": "dagger",
-                                                  "corrections": corrections is not None})
+            corrections = self.correct(rnd, policy)
+            if corrections is None:  # nothing to correct: the same data, the same policy
+                self.carry_over(f"round_{rnd - 1}", stage, rnd)
+                continue
+            data = data + [corrections]
+            self.train_and_evaluate(stage, data, {"round": rnd, "kind": "dagger", "corrections": True})
             policy = self.work / "runs" / stage
         final = self.done[f"round_{args.rounds}"]["operator_steps"]
         count = demos_for_steps(pool, args.start_demos, final)
@@ -204,7 +216,7 @@ def main(argv=None) -> int:
     parser.add_argument("--start-demos", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--per-round", type=int, default=10, help="correction episodes per round (at most)")
-    parser.add_argument("--probe", type=int, default=50, help="spawns the last policy is probed on per round")
+    parser.add_argument("--probe", type=int, default=100, help="spawns the last policy is probed on per round")
     parser.add_argument("--steps", type=int, default=3000, help="training steps per policy")
     parser.add_argument("--episodes", type=int, default=100, help="unseen evaluation spawns per policy")
     parser.add_argument("--jobs", type=int, default=1, help="tasks run side by side")
