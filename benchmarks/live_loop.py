@@ -1,6 +1,7 @@
 """Live-window timing: does control keep its tick rate while the window renders and records?
 
     .venv/bin/python benchmarks/live_loop.py [--seconds 60] [--task pick-place-v3] [--speed 1.0]
+    .venv/bin/python benchmarks/live_loop.py --speed 0.5 --ckpt runs/pp20     # teleop correct's loop
 
 Runs the real live loop (teleop.live.run_live) with the keyboard device under
 SDL's dummy video driver (or the X display in $DISPLAY with --display). A
@@ -14,6 +15,10 @@ reflects it reaches env.step), beside the machine's load.
 The window is the one a person gets (the operator view with its depth cues at 560 px, gripperPOV in
 the side panel; the scene rendered at 400 px and scaled up), at ``--speed`` (default 1.0: 80 ticks a second, the most the loop is asked for; a
 person's default is 0.5, 40 ticks a second).
+
+With ``--ckpt`` the loop is ``teleop correct``'s: the policy is queried every tick (its time is in the
+tick work) and the operator's keys take over and hand back (``--hand-back``, 0.2 s here so both happen
+often); the share of steps the policy drove is printed.
 
 Targets: the tick rate with no missed tick, display >= 30 fps, latency p99 <= one tick period.
 """
@@ -80,9 +85,10 @@ def machine_stalls(seconds: float = 5.0) -> str:
 class Operator(threading.Thread):
     """Posts stamped key events until ``seconds`` have passed, then Escape."""
 
-    def __init__(self, control_ref, seconds: float, seed: int = 0):
+    def __init__(self, control_ref, seconds: float, seed: int = 0, gaps=(0.01, 0.1)):
         super().__init__(name="fake-operator", daemon=True)
         self.control_ref, self.seconds, self.rng = control_ref, seconds, random.Random(seed)
+        self.gaps = gaps  # seconds between two key presses (longer with a policy in the loop: it drives between)
         self.presses = 0
 
     def post(self, kind, key):
@@ -119,7 +125,7 @@ class Operator(threading.Thread):
                 self.presses += 1
                 time.sleep(self.rng.uniform(0.02, 0.25))  # random phase against the tick
                 self.post(pygame.KEYUP, key)
-            time.sleep(self.rng.uniform(0.01, 0.1))
+            time.sleep(self.rng.uniform(*self.gaps))
         self.tap(pygame.K_ESCAPE)
 
 
@@ -133,6 +139,8 @@ def main() -> None:
     parser.add_argument("--second-camera", default="gripperPOV", help="'none' for no second view")
     parser.add_argument("--speed", type=float, default=1.0, help="fraction of real time (a person's default: 0.5)")
     parser.add_argument("--display", action="store_true", help="use $DISPLAY (e.g. Xvfb) instead of SDL's dummy driver")
+    parser.add_argument("--ckpt", help="a checkpoint: run teleop correct's loop, the policy driving between keys")
+    parser.add_argument("--hand-back", type=float, default=0.2, help="with --ckpt: seconds before the policy drives again")
     parser.add_argument("--no-boost", action="store_true",
                         help="do not raise the control/window threads' priority (what a non-root user gets)")
     args = parser.parse_args()
@@ -144,15 +152,20 @@ def main() -> None:
     from teleop.env import CONTROL_HZ
     from teleop.live.timing import LoopStats
 
+    pilot = None
+    if args.ckpt:
+        from teleop.correction import load_pilot
+
+        pilot = load_pilot(args.ckpt, task=args.task)
     holder = {}  # the operator thread watches the control loop's phase
     stats = LoopStats()
-    operator = Operator(lambda: holder.get("control"), args.seconds)
+    operator = Operator(lambda: holder.get("control"), args.seconds, gaps=(0.1, 0.8) if pilot else (0.01, 0.1))
     print(f"before: {load()}")
     with tempfile.TemporaryDirectory() as out:
         config = live.LiveConfig(task=args.task, episodes=10_000, out=out, camera=args.camera,
                                  second_camera=None if args.second_camera == "none" else args.second_camera,
                                  view_size=args.view_size, render_size=args.render_size, speed=args.speed, boost_priority=not args.no_boost,
-                                 keep_failures=True)
+                                 keep_failures=True, pilot=pilot, hand_back_s=args.hand_back)
         def start_operator(control):
             holder["control"] = control
             operator.start()  # pygame is initialised by now
@@ -160,6 +173,13 @@ def main() -> None:
         started, cpu_before = time.perf_counter(), cpu_times()
         result = live.run_live(KeyboardDevice(), config, stats=stats, on_start=start_operator)
         elapsed, cpu_after = time.perf_counter() - started, cpu_times()
+        if pilot is not None:
+            from teleop.episode import read_intervention, takeovers
+
+            drove = [read_intervention(path) for path in result.written]
+            person = sum(int(d.sum()) for d in drove)
+            policy = sum(int((~d).sum()) for d in drove)
+            taken = sum(takeovers(d) for d in drove)
     s = stats.summary()
     recording = len(stats.step_durations)  # one per recorded step
     print(f"after:  {load()}")
@@ -181,6 +201,9 @@ def main() -> None:
     print(f"  tick due -> applied  p50 {s['apply_delay_p50_ms']:.3f} ms, p99 {s['apply_delay_p99_ms']:.3f} ms "
           f"(what the loop adds: wake-up lateness + drain, poll, map)")
     print(f"  pick-up              p99 {s['pickup_p99_ms']:.2f} ms (posted -> taken off SDL's queue)")
+    if pilot is not None:
+        print(f"policy in the loop     {pilot.description}; it drove {policy} of {policy + person} recorded steps, "
+              f"{taken} takeovers (its query every tick is in the tick work above)")
     print(f"host steal             {steal_text(cpu_before, cpu_after)} (CPU the hypervisor gave to other VMs)")
     print(f"machine stalls         {machine_stalls()} (idle machine, after the run)")
 
