@@ -1,6 +1,7 @@
 """The real window as a person uses it: Xvfb display, real X key events (xdotool), screenshots.
 
-Needs `apt-get install -y xvfb xdotool imagemagick x11-utils` (.ci/run installs them); skipped without.
+Needs `apt-get install -y xvfb xdotool imagemagick x11-utils` (.ci/run installs them); skipped without
+(the `xvfb` fixture is in tests/conftest.py).
 Screenshots land in tests/artifacts/ (gitignored): look at them.
 
 The pick-place test plays a plan of key presses computed beforehand in a copy of the task (same
@@ -12,42 +13,20 @@ throughout; once the object is at the goal the test un-pauses and the episode en
 """
 
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from cli_helpers import ROOT
 from teleop.episode import episode_files, read_episode
 from teleop.replay import replay
 
-TOOLS = ("Xvfb", "xdotool", "xwininfo", "import")
 ARTIFACTS = Path(__file__).parent / "artifacts"
 KEYS = {(0, 1): "d", (0, -1): "a", (1, 1): "w", (1, -1): "s", (2, 1): "r", (2, -1): "f"}  # (view axis, sign)
 HOLD_S = 0.45  # a key held this long before the first step moves at full speed (the ramp is 0.3 s)
-
-
-@pytest.fixture
-def xvfb():
-    missing = [t for t in TOOLS if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)}: apt-get install -y xvfb xdotool imagemagick x11-utils")
-    number = 90 + os.getpid() % 100
-    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 10
-    while not Path(f"/tmp/.X11-unix/X{number}").exists():
-        if time.time() > deadline or server.poll() is not None:
-            server.kill()
-            pytest.skip("Xvfb did not start")
-        time.sleep(0.05)
-    yield f":{number}"
-    server.terminate()
-    server.wait(5)
 
 
 def _x(display, *args, timeout=120):

@@ -249,3 +249,66 @@ def test_a_correction_plan_is_checked_before_anything_is_written(case, tiny_poli
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- the real window, real X key events
+def test_real_keys_take_over_and_hand_back_in_the_real_window(xvfb, tiny_policy, tmp_path):
+    """Xvfb + xdotool: Enter lets the policy drive, holding D takes over, letting go hands back; the
+    badge says who drives (screenshots in tests/artifacts/correct_*.png: look at them)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from cli_helpers import ROOT
+    from test_live_xvfb import ARTIFACTS, _finish, _png_pixels, _wait_for_scene, _window_id, _x
+
+    env = {**os.environ, "DISPLAY": xvfb, "TELEOP_CONFIG_DIR": str(tmp_path / "cfg")}
+    env.pop("SDL_VIDEODRIVER", None)
+    out = tmp_path / "fixes"
+    # The untrained pick-place policy never succeeds: the episode ends when the test says so.
+    proc = subprocess.Popen([sys.executable, "-m", "teleop.cli", "correct", "--ckpt", str(tiny_policy),
+                             "--device", "keyboard", "--episodes", "1", "--hand-back", "0.3", "--keep-failures",
+                             "--max-steps", "4000", "--out", str(out)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    window = _window_id(xvfb, "teleop correct", proc)
+    assert _x(xvfb, "xdotool", "windowfocus", window).returncode == 0
+    _wait_for_scene(xvfb, tmp_path / "start.png", proc)
+    ARTIFACTS.mkdir(exist_ok=True)
+    shots = {}
+
+    def shot(name):
+        shots[name] = ARTIFACTS / f"correct_{name}.png"
+        assert _x(xvfb, "import", "-window", "root", str(shots[name])).returncode == 0
+
+    _x(xvfb, "xdotool", "key", "Return")  # the policy drives
+    time.sleep(1.5)
+    shot("policy")
+    _x(xvfb, "xdotool", "keydown", "d")  # take over
+    time.sleep(1.5)
+    shot("you")
+    _x(xvfb, "xdotool", "keyup", "d")
+    time.sleep(2.0)  # 0.3 s later the policy drives again
+    shot("handed_back")
+    _x(xvfb, "xdotool", "key", "Return")  # end the episode
+    time.sleep(0.5)
+    _x(xvfb, "xdotool", "key", "k")  # keep it
+    stdout, stderr = _finish(proc)
+    assert proc.returncode == 0, stderr
+    episode = read_episode(episode_files(out)[0])
+    mine = episode.intervention
+    assert episode.attrs["takeovers"] == 1 and mine.any() and not mine[0] and not mine[-1]
+    start, stop = np.flatnonzero(mine)[[0, -1]]
+    assert mine[start:stop + 1].all()  # one block: from the key press until 0.3 s after its release
+    assert replay(episode_files(out)[0]).exact
+
+    def badge_pixels(name, colour):
+        """Pixels of the badge colour in the top-right quarter of the screen (where the badge is)."""
+        pixels = _png_pixels(shots[name])[:, :, :3]
+        h, w = pixels.shape[:2]
+        corner = pixels[: h // 2, w // 4: 3 * w // 4]
+        return int((np.abs(corner - np.array(colour)).max(axis=-1) < 30).sum())
+
+    orange, blue = (255, 150, 40), (110, 160, 255)  # teleop/live/hud.py: YOU DRIVE, POLICY DRIVES
+    assert badge_pixels("you", orange) > 50 and badge_pixels("you", blue) < badge_pixels("policy", blue)
+    assert badge_pixels("policy", orange) < 10 and badge_pixels("handed_back", orange) < 10
