@@ -102,7 +102,7 @@ def test_temporary_files_are_never_listed(tmp_path, pick_place_demos):
 
 def test_a_schema_1_file_still_reads_everywhere(tmp_path):
     """tests/data/episode_schema1.hdf5 was written before schema 2 (338dfdb): it reads, has no correction
-    data, and training and inspect accept it."""
+    data, and training, inspect, replay and both exports accept it."""
     from cli_helpers import ROOT
 
     old = ROOT / "tests" / "data" / "episode_schema1.hdf5"
@@ -119,6 +119,13 @@ def test_a_schema_1_file_still_reads_everywhere(tmp_path):
 
     res = run_cli("teleop.cli", "inspect", str(folder))
     assert res.returncode == 0, res.stderr
+    assert "corrections" not in res.stdout
+    from teleop.replay import replay
+
+    assert replay(folder / "episode_000000.hdf5").exact
+    for fmt, out in (("robomimic", tmp_path / "old.hdf5"), ("lerobot", tmp_path / "lerobot")):
+        res = run_cli("teleop.cli", "export", "--format", fmt, str(folder), str(out))
+        assert res.returncode == 0, res.stderr
 
 
 def test_correction_data_round_trips_and_is_checked(pick_place_demos, tmp_path):
