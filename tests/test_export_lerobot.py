@@ -259,3 +259,27 @@ def test_a_failure_while_writing_leaves_nothing_under_the_final_name(image_demos
     with pytest.raises(ToolkitError, match="cannot write .*No space left on device"):
         lerobot.export_lerobot([image_demos], out)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_corrections_export_an_intervention_column(pick_place_demos, tmp_path, capsys):
+    """Demos and correction episodes together: `intervention` is the person's steps of a correction and
+    every step of a demo (LeRobot's DAgger recordings carry the same flag)."""
+    from teleop.episode import write_episode
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    files = episode_files(pick_place_demos)
+    shutil.copy(files[0], mixed / "episode_000000.hdf5")
+    correction = read_episode(files[1])
+    correction.intervention = np.arange(correction.num_steps) >= 20
+    correction.policy_action = correction.action.copy()
+    write_episode(mixed / "episode_000001.hdf5", correction)
+    out = tmp_path / "lerobot"
+    code, _, stderr = _export(capsys, mixed, out)
+    assert code == 0, stderr
+    info = json.loads((out / "meta/info.json").read_text())
+    assert info["features"]["intervention"] == {"dtype": "bool", "shape": [1], "names": None}
+    table = pq.read_table(out / "data/chunk-000/file-000.parquet")
+    flags = np.asarray(table.column("intervention").to_pylist())
+    first = read_episode(files[0]).num_steps
+    assert flags[:first].all() and np.array_equal(flags[first:], correction.intervention)

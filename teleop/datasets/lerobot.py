@@ -80,8 +80,10 @@ class LeRobotExportResult:
     cameras_left_out: list[str] = field(default_factory=list)  # recorded in some episodes only
 
 
-def features(cameras: dict[str, tuple[int, int, int]], fps: int) -> dict:
-    """info.json's ``features``: every column of the data files, and each camera's video."""
+def features(cameras: dict[str, tuple[int, int, int]], fps: int, *, corrections: bool = False) -> dict:
+    """info.json's ``features``: every column of the data files, and each camera's video. With
+    ``corrections`` (some episode was recorded by ``teleop correct``) an ``intervention`` column says which
+    frames a person drove (every frame of a plain demo), as LeRobot's own DAgger recordings do."""
     scalar = {"shape": [1], "names": None}
     out = {
         "observation.state": {"dtype": "float32", "shape": [len(STATE_NAMES)], "names": list(STATE_NAMES)},
@@ -92,6 +94,8 @@ def features(cameras: dict[str, tuple[int, int, int]], fps: int) -> dict:
         "next.success": {"dtype": "bool", **scalar},
         "next.done": {"dtype": "bool", **scalar},
     }
+    if corrections:
+        out["intervention"] = {"dtype": "bool", **scalar}
     for camera, (h, w, c) in cameras.items():
         out[video_key(camera)] = {
             "dtype": "video", "shape": [h, w, c], "names": ["height", "width", "channels"],
@@ -187,7 +191,10 @@ def _write(root: Path, chosen: list[dict], task: str, fps: int, cameras: dict, p
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    feats = features(cameras, fps)
+    from teleop.episode import read_intervention
+
+    corrections = any(read_intervention(e["path"]) is not None for e in chosen)
+    feats = features(cameras, fps, corrections=corrections)
     schema = _data_schema(feats)
     data_path = root / DATA_PATH.format(chunk_index=0, file_index=0)
     data_path.parent.mkdir(parents=True)
@@ -201,7 +208,7 @@ def _write(root: Path, chosen: list[dict], task: str, fps: int, cameras: dict, p
     try:
         for index, attrs in enumerate(_bar(chosen, progress)):
             episode = read_episode(attrs["path"], images=list(cameras))
-            values = _frame_columns(episode, index, start, fps)
+            values = _frame_columns(episode, index, start, fps, corrections=corrections)
             writer.write_table(pa.table({k: _arrow_column(v, schema.field(k).type) for k, v in values.items()},
                                         schema=schema))  # one row group per episode
             stats = {key: numeric_stats(v) for key, v in values.items()}
@@ -255,9 +262,14 @@ def _write(root: Path, chosen: list[dict], task: str, fps: int, cameras: dict, p
     return frames_total
 
 
-def _frame_columns(episode, episode_index: int, start: int, fps: int) -> dict[str, np.ndarray]:
+def _frame_columns(episode, episode_index: int, start: int, fps: int, *,
+                   corrections: bool = False) -> dict[str, np.ndarray]:
     """The data file's columns for one episode, as stored (float32 / bool / int64)."""
     t = episode.num_steps
+    extra = {}
+    if corrections:  # a plain demo was driven by a person throughout
+        extra["intervention"] = (np.asarray(episode.intervention, dtype=bool) if episode.is_correction
+                                 else np.ones(t, dtype=bool))
     state = np.asarray(episode.state, dtype=np.float32)
     done = np.zeros(t, dtype=bool)
     done[-1] = True
@@ -269,6 +281,7 @@ def _frame_columns(episode, episode_index: int, start: int, fps: int) -> dict[st
         "next.reward": np.asarray(episode.reward, dtype=np.float32),
         "next.success": np.asarray(episode.success, dtype=bool),
         "next.done": done,
+        **extra,
         "timestamp": (frame_index / fps).astype(np.float32),
         "frame_index": frame_index,
         "episode_index": np.full(t, episode_index, dtype=np.int64),
