@@ -10,6 +10,9 @@ exists only where intervention[t] is True, and the rows of its chunk the policy 
 the padding past the end (`action_pad` True). Ordinary demos keep every step. Each episode has a loss
 weight (`EpisodeData.weight`, act-train's --correction-weight for corrections); when some weight is
 not 1 the batches carry it as "weight" (B,), and ACTPolicy.forward takes a weighted mean of the L1.
+Sirius-style, the policy's own steps of a correction can be labels too, with their own weight
+(`EpisodeData.policy_weight`, --policy-weight, 0 by default: HG-DAgger), less the `drop_before` steps
+before each takeover (the policy's mistakes that made the person take over; --drop-before-takeover).
 
 Low-dimensional arrays are read once into memory. Images stay on disk and are read per sample
 through one h5py handle per process (DataLoader workers each open their own: an h5py handle must
@@ -125,6 +128,8 @@ class EpisodeData:
     intervention: Optional[np.ndarray] = None  # (T,) bool per row, correction episodes only: a person drove
     takeovers: Optional[np.ndarray] = None  # file steps where intervention goes False -> True (corrections)
     weight: float = 1.0  # loss weight of this episode's samples relative to a demo's (--correction-weight)
+    policy_weight: float = 0.0  # corrections: loss weight of the policy-driven rows (0: not labels)
+    drop_before: int = 0  # corrections: policy rows among the N recorded steps before a takeover are no labels
 
     def __post_init__(self) -> None:
         self.recorded_steps = int(self.recorded_steps or self.num_steps)
@@ -143,8 +148,17 @@ class EpisodeData:
         return self.num_steps if self.intervention is None else int(self.intervention.sum())
 
     def label_rows(self) -> np.ndarray:
-        """(T,) bool: the rows whose action is a label (all of a demo's; the person-driven ones of a correction)."""
-        return np.ones(self.num_steps, bool) if self.intervention is None else self.intervention.astype(bool)
+        """(T,) bool: the rows whose action is a label (all of a demo's; the person-driven ones of a correction,
+        and with a policy weight its policy-driven ones but those just before a takeover)."""
+        return self.row_weights() > 0
+
+    def row_weights(self) -> np.ndarray:
+        """(T,) float32: each row's loss weight as a label (0: not a label)."""
+        if self.intervention is None:
+            return np.full(self.num_steps, self.weight, np.float32)
+        person = self.intervention.astype(bool)
+        policy = ~person & ~self.before_takeover(self.drop_before)
+        return np.where(person, self.weight, np.where(policy, self.policy_weight, 0.0)).astype(np.float32)
 
     def before_takeover(self, n: int) -> np.ndarray:
         """(T,) bool: policy-driven rows among the n recorded steps just before a takeover (none for a demo)."""
@@ -322,12 +336,12 @@ def check_labels(dataset: Dataset) -> None:
     for e in dataset.episodes:
         if e.is_correction:
             by_folder.setdefault(e.path.parent, []).append(e)
-    if by_folder and not any(e.person_steps for e in dataset.episodes):
+    if by_folder and not any(e.label_rows().any() for e in dataset.episodes):
         raise DataError(f"no labels: the {len(dataset.episodes)} episodes of --data are all correction episodes "
                         f"in which a person never took over, and only person-driven steps of a correction "
                         f"are trained on; add demos or corrections where the person drove")
     for folder, episodes in by_folder.items():
-        if not any(e.person_steps for e in episodes):
+        if not any(e.label_rows().any() for e in episodes):
             warnings.warn(f"--data {folder}: no step of its {len(episodes)} correction episodes was driven by a "
                           f"person, so they add no labels", stacklevel=2)
 
@@ -445,9 +459,9 @@ class ChunkDataset:
         self.pad = ~label
         padded_offsets = np.concatenate([[0], np.cumsum(lengths + k - 1)[:-1]])
         self.row_of = padded_offsets[self.episode_of] + self.step_of  # (N,) first row of chunk i
-        weights = np.array([e.weight for e in episodes], np.float32)
+        weights = np.concatenate([e.row_weights()[s] for e, s in zip(episodes, steps)])  # (N,)
         # Only when some weight is not 1: batches without it compute exactly the unweighted loss.
-        self.weight = weights[self.episode_of] if np.any(weights != 1.0) else None  # (N,) or None
+        self.weight = weights if np.any(weights != 1.0) else None  # (N,) or None
         self._files: dict[int, object] = {}
         self._pid = None
 

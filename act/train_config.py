@@ -23,7 +23,8 @@ RESUMABLE_CHANGES = ("steps", "resume", "device", "threads", "workers", "progres
                      "allow_single_spawn", "max_minutes")
 # What a checkpoint written before a TrainConfig field existed was trained with.
 LEGACY_TRAIN_ARGS = {"lr_schedule": "constant", "warmup_steps": 0, "state_noise": 0.0, "relative": False,
-                     "drop_idle": False, "ema": 0.0, "correction_weight": 1.0, "drop_before_takeover": 0}
+                     "drop_idle": False, "ema": 0.0, "correction_weight": 1.0, "drop_before_takeover": 0,
+                     "policy_weight": 0.0}
 LR_SCHEDULES = ("constant", "cosine")
 FINAL_LR_FRACTION = 0.1  # where the cosine schedule ends, as a fraction of --lr
 VAL_SAMPLES = 2048  # a fixed, evenly spread subset keeps validation cheap and deterministic
@@ -120,11 +121,13 @@ class TrainConfig:
     drove are labels: a sample at each of them, and the policy-driven steps of its chunk are left out of the
     loss like the padding past the end. Demos (any --data folder may mix both) keep every step. The
     validation loss is weighted alike."""
+    policy_weight: float = 0.0
+    """Loss weight of the steps the policy drove in a correction episode (Sirius keeps them as labels:
+    the person watched them and let them be). 0: they are not labels (HG-DAgger)."""
     drop_before_takeover: int = 0
-    """Policy-driven steps before each takeover of a correction episode never are labels (see
-    --correction-weight); with N > 0 the N recorded steps just before each takeover (the policy's steps
-    that led to it; Sirius drops about 15) are also left out of the normalization statistics (those of
-    them a person drove, after an earlier takeover, stay in)."""
+    """The policy's steps among the N recorded steps just before each takeover (its mistakes, which made the
+    person take over; Sirius drops about 15) are never labels, even with --policy-weight, and are left out
+    of the normalization statistics (steps a person drove, after an earlier takeover, stay in)."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -154,6 +157,9 @@ class TrainConfig:
         if self.drop_before_takeover < 0:
             raise ToolkitError(f"--drop-before-takeover {self.drop_before_takeover}: must be >= 0 (e.g. 15; "
                                f"0: every step of a correction episode counts in the normalization statistics)")
+        if not (math.isfinite(self.policy_weight) and self.policy_weight >= 0):
+            raise ToolkitError(f"--policy-weight {self.policy_weight}: must be a finite number >= 0 "
+                               f"(0: the policy's own steps of a correction are not labels)")
         if not (math.isfinite(self.correction_weight) and self.correction_weight > 0):
             raise ToolkitError(f"--correction-weight {self.correction_weight}: must be a finite number > 0 "
                                f"(1: a corrected step counts as much as a demo step)")

@@ -72,23 +72,26 @@ def load_training_data(train: TrainConfig, dist: Distributed) -> TrainingData:
         kept = sum(e.num_steps for e in dataset.episodes)
         print(f"left out {dataset.idle_dropped} idle steps (operator pauses) of {kept + dataset.idle_dropped}"
               f"{'' if train.drop_idle else ' (human demos; --no-drop-idle keeps them)'}", flush=True)
-    check_labels(dataset)
     corrections = [e for e in dataset.episodes if e.is_correction]
     for e in corrections:
-        e.weight = train.correction_weight
+        e.weight, e.policy_weight, e.drop_before = (train.correction_weight, train.policy_weight,
+                                                    train.drop_before_takeover)
+    check_labels(dataset)
     if corrections and dist.master:
         steps = sum(e.num_steps for e in corrections)
         labels = sum(e.person_steps for e in corrections)
+        policy = sum(int(e.label_rows().sum()) for e in corrections) - labels
         print(f"corrections: {len(corrections)} episodes, {labels} of {steps} steps driven by a person are labels "
-              f"(weight {train.correction_weight}); {len(dataset.episodes) - len(corrections)} demo episodes",
-              flush=True)
-    elif train.correction_weight != 1.0 or train.drop_before_takeover:
-        warnings.warn("--correction-weight and --drop-before-takeover change nothing: --data holds no correction "
-                      "episodes (recorded by `teleop correct`)")
+              f"(weight {train.correction_weight})"
+              + (f", and {policy} driven by the policy (weight {train.policy_weight})" if policy else "")
+              + f"; {len(dataset.episodes) - len(corrections)} demo episodes", flush=True)
+    elif train.correction_weight != 1.0 or train.drop_before_takeover or train.policy_weight:
+        warnings.warn("--correction-weight, --policy-weight and --drop-before-takeover change nothing: --data "
+                      "holds no correction episodes (recorded by `teleop correct`)")
     train_ids, val_ids = split_episodes(len(dataset.episodes), train.val_fraction, train.seed)
     train_eps = [dataset.episodes[i] for i in train_ids]
     val_eps = [dataset.episodes[i] for i in val_ids]
-    if not any(e.person_steps for e in train_eps):
+    if not any(e.label_rows().any() for e in train_eps):
         raise DataError(f"no labels in the {len(train_eps)} training episodes: they are corrections in which a "
                         f"person never took over (the episodes with labels were held out for validation); "
                         f"lower --val-fraction, change --seed or add demos")
@@ -96,7 +99,7 @@ def load_training_data(train: TrainConfig, dist: Distributed) -> TrainingData:
     fingerprint = dataset.fingerprint()
     fingerprint["train_files"] = [e.path.name for e in train_eps]
     fingerprint["val_files"] = [e.path.name for e in val_eps]
-    return TrainingData(dataset, train_eps, [e for e in val_eps if e.person_steps], fingerprint)
+    return TrainingData(dataset, train_eps, [e for e in val_eps if e.label_rows().any()], fingerprint)
 
 
 def check_run_folder(train: TrainConfig) -> Path:

@@ -1,5 +1,6 @@
 """act-train on correction episodes (HG-DAgger, `teleop correct`): only person-driven steps are labels,
---correction-weight weighs their samples, --drop-before-takeover trims the normalization statistics."""
+--correction-weight weighs their samples; --policy-weight makes the policy's own steps labels too (Sirius),
+less the --drop-before-takeover steps before each takeover, which also leave the normalization statistics."""
 
 import math
 import warnings
@@ -138,6 +139,28 @@ def test_drop_before_takeover_trims_only_the_normalization_statistics(correction
     assert len(ChunkDataset(episodes, K)) == sum(e.person_steps for e in episodes)
 
 
+def test_policy_steps_are_labels_with_a_policy_weight_less_those_before_a_takeover(corrections, pick_place_demos):
+    """Sirius-style: --policy-weight makes the policy's own steps labels, --drop-before-takeover leaves the
+    N before each takeover out of them."""
+    from act.data import ChunkDataset, load_dataset
+
+    first = load_dataset([pick_place_demos, corrections]).episodes[6]
+    t = first.num_steps
+    first.weight, first.policy_weight, first.drop_before = 2.0, 0.5, 5
+    # policy rows 0-4 and 20-24 are labels (5-9 and 25-29 come just before the takeovers at 10 and 30)
+    labels = np.flatnonzero(first.label_rows()).tolist()
+    assert labels == list(range(5)) + list(range(10, 25)) + list(range(30, t))
+    samples = ChunkDataset([first], K)
+    assert samples.step_of.tolist() == labels
+    weight = samples.__getitems__(np.arange(len(samples)))["weight"]
+    assert weight.tolist() == [0.5] * 5 + [2.0] * 10 + [0.5] * 5 + [2.0] * (t - 30)
+    at = {int(s): i for i, s in enumerate(samples.step_of)}
+    # from step 2: rows 2-4 are labels, 5-9 (before the takeover) are not
+    assert samples.__getitems__([at[2]])["action_pad"][0].tolist() == [False] * 3 + [True] * 5
+    first.policy_weight = 0.0  # HG-DAgger again: only the person's rows
+    assert np.flatnonzero(first.label_rows()).tolist() == list(range(10, 20)) + list(range(30, t))
+
+
 def test_a_folder_without_person_steps_warns_and_no_labels_at_all_is_refused(pick_place_demos, tmp_path):
     from act.data import DataError, check_labels, load_dataset
 
@@ -228,6 +251,7 @@ def test_act_train_on_demos_and_corrections(pick_place_demos, corrections, tmp_p
 
 
 @pytest.mark.parametrize("flag, value", [("--correction-weight", "0"), ("--correction-weight", "-1"),
+                                         ("--policy-weight", "-0.5"), ("--policy-weight", "nan"),
                                          ("--correction-weight", "nan"), ("--correction-weight", "inf"),
                                          ("--drop-before-takeover", "-1")])
 def test_bad_flag_values_are_one_line_errors(flag, value, capsys, monkeypatch):
