@@ -12,9 +12,11 @@ Per task, everything with the project's own commands (subprocesses, one thread e
 3. Rounds 1..``--rounds``: ``act-eval`` of the last round's policy on ``--probe`` (100) spawns of their own
    (seeds 3,000,000 + 10,000 r), ``teleop correct --device corrector --spawns-from PROBE --failures-only
    --episodes --per-round`` (the simulated corrector of devices/corrector.py takes over where the policy
-   goes wrong; the corrections are spent on the spawns the policy failed), ``act-train`` on the start set +
+   goes wrong; the corrections are spent on the spawns the policy failed; as in ``teleop record``, only
+   corrections that end in success are kept), ``act-train`` on the start set +
    every round's corrections (HG-DAgger: the person's steps are the labels), ``act-eval`` as in round 0.
-   A round whose policy fails none of its probe spawns keeps the previous policy (nothing to correct).
+   A round with nothing kept to learn from (no failure on the probe, or no correction succeeded) keeps the
+   previous policy.
 4. Plain demos at equal operator steps: the start set plus the next demos of step 1 until their steps
    reach the last round's operator steps; and the plain 20-demo run. Both trained and evaluated alike.
 
@@ -141,7 +143,7 @@ class Task:
         with open(self.args.results, "a") as handle:
             handle.write(json.dumps(row) + "\n")
         self.done[stage] = row
-        self.say(f"{stage}: no failures on the probe spawns; the policy of {previous} stands")
+        self.say(f"{stage}: nothing to learn from this round; the policy of {previous} stands")
 
     def correct(self, rnd: int, policy: Path) -> Path | None:
         """Round ``rnd``'s corrections of ``policy`` on its failures (None: it failed nowhere on the probe)."""
@@ -161,7 +163,11 @@ class Task:
         shutil.rmtree(partial, ignore_errors=True)
         _run([sys.executable, "-m", "teleop.cli", "correct", "--ckpt", str(policy), "--device", "corrector",
               "--spawns-from", str(probe), "--failures-only", "--episodes", str(self.args.per_round),
-              "--keep-failures", "--out", str(partial), "--quiet"], self.log)
+              "--out", str(partial), "--quiet"], self.log)
+        if not any(partial.glob("episode_*.hdf5")):  # the corrector fixed none of them: nothing to learn from
+            shutil.rmtree(partial)
+            self.say(f"round {rnd}: no correction succeeded")
+            return None
         partial.rename(out)
         return out
 

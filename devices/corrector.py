@@ -15,7 +15,9 @@ The rule, in simulated time at MetaWorld's 80 Hz (the defaults):
 - **Take over** when something has been wrong on every step for ``reaction_s`` (0.3 s, a person's
   reaction time) -- the hesitation itself is recorded as the policy's.
 - **Drive** with the expert's actions for at least ``drive_s`` (0.75 s), then **hand back** at the first
-  step where the fingers are not moving (a grasp or release in progress is finished first).
+  step where the fingers are not closing or opening (a grasp or release in progress is finished first);
+  after ``give_up_s`` (3 s) of driving it hands back whatever the fingers do (a person who cannot fix
+  it lets go: the expert cannot reach an object pushed out of the workspace either).
 - It never takes over in the first ``window_s`` of an episode (nothing to judge yet).
 
 Silent ticks carry no gripper (``Command()``), so teleop knows nobody is commanding; while driving
@@ -32,20 +34,24 @@ from devices.base import Command
 from devices.scripted import ScriptedExpert
 
 CONTROL_HZ = 80.0  # MetaWorld's control rate: the corrector's clock is the simulated one
+FINGERS_MOVING = 0.01  # change of the finger opening (obs[3]) in one step that counts as closing or opening
 
 
 class SimulatedCorrector(ScriptedExpert):
     name = "corrector"
     frame = "world"
 
-    def __init__(self, task: str, *, reaction_s: float = 0.3, window_s: float = 0.25, drive_s: float = 0.75):
+    def __init__(self, task: str, *, reaction_s: float = 0.3, window_s: float = 0.25, drive_s: float = 0.75,
+                 give_up_s: float = 3.0):
         super().__init__(task)
-        for label, value in (("reaction_s", reaction_s), ("window_s", window_s), ("drive_s", drive_s)):
+        for label, value in (("reaction_s", reaction_s), ("window_s", window_s), ("drive_s", drive_s),
+                             ("give_up_s", give_up_s)):
             if not value > 0:
                 raise ValueError(f"{label}={value}: must be above 0 seconds")
         self.reaction = max(1, round(reaction_s * CONTROL_HZ))
         self.window = max(2, round(window_s * CONTROL_HZ))
         self.drive = max(1, round(drive_s * CONTROL_HZ))
+        self.give_up = max(self.drive, round(give_up_s * CONTROL_HZ))
         self.reset()
 
     def reset(self) -> None:
@@ -83,8 +89,9 @@ class SimulatedCorrector(ScriptedExpert):
         expert = self.expert_action()
         if self._driving_for:
             self._driving_for += 1
-            fingers_moving = len(self._fingers) > 1 and abs(self._fingers[-1] - self._fingers[-2]) > 1e-3
-            if self._driving_for > self.drive and not fingers_moving:
+            # A grasp closes the fingers by ~0.03 a step; an idle gripper drifts by ~0.002.
+            fingers_moving = len(self._fingers) > 1 and abs(self._fingers[-1] - self._fingers[-2]) > FINGERS_MOVING
+            if (self._driving_for > self.drive and not fingers_moving) or self._driving_for > self.give_up:
                 self._driving_for = 0
                 self._wrong_for = 0
                 self._hands.clear()  # judge the policy afresh from here
