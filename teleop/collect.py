@@ -9,11 +9,13 @@ from __future__ import annotations
 import socket
 import sys
 from dataclasses import dataclass
+from itertools import count
 from pathlib import Path
 
 import numpy as np
 
 from devices.base import Device
+from teleop.correction import HAND_BACK_S, Takeover
 from teleop.env import CONTROL_HZ, TaskEnv
 from teleop.episode import Episode, episode_files, read_attrs, remove_stale_temporaries
 from teleop.errors import ToolkitError
@@ -133,38 +135,55 @@ def existing_output(out: Path) -> tuple[int, set[int]]:
 def record_headless(device: Device, *, task: str, episodes: int, out: str | Path, seed: int = 0,
                     spawn: str = "stratified", cameras=(), image_size: int = 128, keep_failures: bool = False,
                     hold_steps: int = 10, max_steps: int = 500, operator: str = "", session: str = "",
-                    max_attempts: int | None = None, progress: bool = True) -> list[Path]:
+                    max_attempts: int | None = None, progress: bool = True, pilot=None,
+                    hand_back_s: float = HAND_BACK_S, spawns=None, totals: dict | None = None) -> list[Path]:
     """Record ``episodes`` kept episodes with a device that needs no window (the scripted expert).
 
     Returns the paths written. Each attempt consumes the next spawn of the stream,
     so a dropped failure never repeats its spawn.
+
+    With a ``pilot`` (teleop.correction.Pilot) the policy drives and the device takes over (correction
+    episodes; the simulated corrector). ``spawns``: the spawns to attempt, in order, instead of the stream
+    (``teleop correct --spawns-from``); recording ends when they run out. ``totals``, if given, is filled
+    with attempts, successes and, for corrections, takeovers and the steps each side drove.
     """
     if episodes < 1:
         raise ToolkitError(f"--episodes must be at least 1, got {episodes}")
     out = prepare_output(out, task)
     start_index, used_seeds = existing_output(out)
     env = TaskEnv(task, cameras=cameras, image_size=image_size, max_steps=max_steps)
-    stream = SpawnStream(env.spawn_low, env.spawn_high, strategy=spawn, base_seed=seed)
+    requests = (iter(spawns) if spawns is not None else
+                (SpawnStream(env.spawn_low, env.spawn_high, strategy=spawn, base_seed=seed)[i] for i in count()))
     buffer = EpisodeBuffer(env, cameras=env.cameras, image_size=image_size)
     mapper = ActionMapper(device.name, device.frame)
+    takeover = Takeover(world_frame=device.frame == "world", hand_back_s=hand_back_s) if pilot else None
     writer = BackgroundWriter(out, start_index)
     max_attempts = max_attempts or max(3 * episodes, episodes + 10)
     kept = failures = attempts = 0
+    totals = totals if totals is not None else {}
+    totals.update(attempts=0, successes=0, **({"takeovers": 0, "person_steps": 0, "policy_steps": 0} if pilot else {}))
     bar = _progress(episodes, task, progress)
-    index = 0
     try:
         with device:
-            while kept < episodes:
-                if attempts >= max_attempts:
+            for request in requests:
+                if kept >= episodes:
+                    break
+                if attempts >= max_attempts and spawns is None:
                     raise ToolkitError(f"only {kept} of {episodes} episodes succeeded in {attempts} attempts; "
                                        "check the device, or pass --keep-failures")
-                request = stream[index]
-                index += 1
                 if request.seed in used_seeds:
                     continue  # appending to a folder: never record a spawn twice
                 attempts += 1
-                result, episode = record_episode(env, device, mapper, buffer, request, hold_steps=hold_steps,
-                                                 operator=operator, session=session)
+                result, episode = record_episode(
+                    env, device, mapper, buffer, request, hold_steps=hold_steps, operator=operator, session=session,
+                    pilot=pilot, takeover=takeover,
+                    extra_attrs={"mode": "correct", "policy": pilot.description, "hand_back_s": hand_back_s,
+                                 "max_steps": env.max_steps} if pilot else None)
+                totals["attempts"], totals["successes"] = attempts, totals["successes"] + int(result.success)
+                if pilot is not None:
+                    episode.attrs["takeovers"] = takeover.stats.takeovers
+                    for key in ("takeovers", "person_steps", "policy_steps"):
+                        totals[key] += getattr(takeover.stats, key)
                 if not result.success:
                     failures += 1
                 if result.success or keep_failures:

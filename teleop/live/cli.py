@@ -169,7 +169,7 @@ def cmd_correct(args) -> int:
     """Checks everything (checkpoint, task, spawns) before anything is written."""
     from pathlib import Path
 
-    from teleop.correction import correct_headless, load_pilot, spawns_from_results
+    from teleop.correction import load_pilot, spawns_from_results
     from teleop.env import TaskEnv, check_task
 
     if args.device not in CORRECT_DEVICES:
@@ -195,13 +195,14 @@ def cmd_correct(args) -> int:
     started = time.perf_counter()
     if args.device == "corrector":
         from devices.registry import make_device
+        from teleop.collect import record_headless
 
-        summary = correct_headless(
-            make_device("corrector", task=task), pilot, task=task, episodes=episodes, out=out, spawns=spawns,
+        summary: dict = {}
+        written = record_headless(
+            make_device("corrector", task=task), task=task, episodes=episodes, out=out, spawns=spawns,
             seed=args.seed, spawn=args.spawn, hand_back_s=args.hand_back, keep_failures=args.keep_failures,
-            hold_steps=args.hold_steps, max_steps=args.max_steps, operator=args.operator, session=args.session,
-            progress=not args.quiet)
-        written = summary["written"]
+            hold_steps=args.hold_steps, max_steps=args.max_steps or pilot.horizon, operator=args.operator,
+            session=args.session, progress=not args.quiet, pilot=pilot, totals=summary)
         print(f"{summary['successes']} of {summary['attempts']} attempts succeeded; {summary['takeovers']} takeovers, "
               f"{summary['person_steps']} steps driven by the corrector, {summary['policy_steps']} by the policy")
     else:
