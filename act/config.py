@@ -19,6 +19,10 @@ DEFAULT_TEMPORAL_ENSEMBLE = -0.1
 """Temporal-ensembling weight k (negative: the newer chunks weigh more; why in act/ensemble.py)."""
 DEFAULT_QUERY_EVERY = 5
 """Open-loop chunk length: query the policy every n steps and run the chunk's first n actions."""
+BACKBONES = ("resnet18", "small")
+"""The values of ACTConfig.backbone (act/backbone.py builds them)."""
+LEGACY_BACKBONE = "resnet18"
+"""The image backbone of every checkpoint written before ACTConfig had a backbone field."""
 
 
 def default_inference(recorded_by_person: bool, chunk_size: int) -> dict:
@@ -105,9 +109,15 @@ class ACTConfig:
     """Length of one action (MetaWorld: dx, dy, dz, gripper)."""
     camera_names: tuple[str, ...] = ()
     """Cameras whose images the policy sees, in the order of the batch's `images` axis 1.
-    Empty means a state-only policy (no torchvision needed)."""
+    Empty means a state-only policy."""
     image_size: tuple[int, int] = (128, 128)
-    """(height, width) of every camera image; ResNet-18 turns it into (H/32, W/32) tokens per camera.
+    """(height, width) of every camera image; the backbone turns it into (H/32, W/32) tokens per camera
+    (resnet18) or (H/16, W/16) (small). Ignored when camera_names is empty."""
+    backbone: str = "resnet18"
+    """Image encoder, shared by all cameras (act/backbone.py, plain torch): resnet18 (ResNet-18 with
+    torchvision's parameter names and frozen BatchNorm, 11.2M weights; ImageNet weights load from a file
+    with act.backbone.load_backbone_weights) or small (four stride-2 convolutions with GroupNorm, 0.39M
+    weights, sized for training from scratch on a CPU). Checkpoints from before this field were resnet18.
     Ignored when camera_names is empty."""
 
     # --- action chunking -------------------------------------------------------------------
@@ -144,7 +154,7 @@ class ACTConfig:
     weight_decay: float = 1e-4
     """AdamW weight decay."""
     lr_backbone: float = 1e-5
-    """AdamW learning rate of the ResNet-18 image backbone (only used when there are cameras)."""
+    """AdamW learning rate of the image backbone (only used when there are cameras)."""
 
     def __post_init__(self) -> None:
         # JSON has no tuples: accept the lists that a saved config comes back with.
@@ -178,6 +188,9 @@ class ACTConfig:
                 raise ValueError(f"{name}={value!r}: must be a finite number >= 0")
         if self.lr == 0:
             raise ValueError("lr=0: nothing would train; the default is 1e-4")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone={self.backbone!r}: must be one of {', '.join(BACKBONES)} "
+                             f"(resnet18: ResNet-18, frozen BatchNorm; small: a 4-layer CNN for CPU training)")
         if self.camera_names:
             if any(not isinstance(c, str) or not c for c in self.camera_names):
                 raise ValueError(f"camera_names={self.camera_names!r}: every name must be a "
@@ -191,7 +204,7 @@ class ACTConfig:
                     or any(not isinstance(s, int) or isinstance(s, bool) or s < 32
                            for s in self.image_size)):
                 raise ValueError(f"image_size={self.image_size!r}: must be (height, width), "
-                                 f"integers >= 32 (ResNet-18 downsamples by 32)")
+                                 f"integers >= 32 (the resnet18 backbone downsamples by 32)")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -204,10 +217,12 @@ class ACTConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ACTConfig":
         """Rebuild and validate a config. Unknown keys are an error (a typo or a checkpoint from a
-        different model); missing keys take today's defaults."""
+        different model); missing keys take today's defaults (a checkpoint without "backbone" was
+        built with resnet18, today's default)."""
         known = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ValueError(f"unknown ACTConfig keys {unknown}; known keys are {known}. "
                              f"Remove or rename them (was this saved by another model?)")
+        data = {"backbone": LEGACY_BACKBONE, **data}
         return cls(**data).validate()

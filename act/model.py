@@ -1,8 +1,9 @@
 """ACT: Action Chunking with Transformers (Zhao et al. 2023, arXiv:2304.13705).
 
 Reads top to bottom: position embeddings, DETR-style transformer layers (positions are added to
-queries and keys at every layer, never to values), the optional ResNet-18 image encoder, and the
-policy, which owns the CVAE encoder, the main encoder/decoder, the loss and inference.
+queries and keys at every layer, never to values), the optional image encoder (a backbone from
+act/backbone.py: ResNet-18 or a small CNN, plain torch), and the policy, which owns the CVAE encoder,
+the main encoder/decoder, the loss and inference.
 
 Shapes: B batch, K chunk_size, D hidden_dim, S state_dim, A action_dim, L latent_dim,
 N cameras, T tokens. Inputs are already normalized (see act/normalize.py).
@@ -12,8 +13,10 @@ Differences from the published code, on purpose:
   decoder layers were dead weight);
 - image tokens also get a learned per-camera embedding (the original gave every camera the same
   2D positions, so tokens from different cameras were told apart by content only);
-- the ResNet-18 starts from random weights with trainable BatchNorm (nothing is downloaded at run
-  time, and frozen BatchNorm only makes sense with pretrained statistics).
+- the ResNet-18 is built in plain torch (act/backbone.py, torchvision's parameter names, frozen
+  BatchNorm as in ACT) and starts from random weights: nothing is downloaded at run time, and
+  ImageNet weights load from a file (act.backbone.load_backbone_weights). Without them its frozen
+  BatchNorm is the identity; ``backbone="small"`` (GroupNorm) is the encoder meant to train from scratch.
 
 Kept from the published design: the decoder's input is all zeros (positions come from the learned
 queries), so the first decoder layer's self-attention averages identical values and its
@@ -29,9 +32,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from act.backbone import RESNET18_CHANNELS, ResNet18Trunk, SmallCNN
 from act.config import ACTConfig
 
-RESNET18_CHANNELS = 512
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -272,29 +275,32 @@ class Decoder(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 class VisionDependencyError(ImportError):
-    """torchvision is needed for cameras but could not be imported."""
+    """Kept for code that catches it: the image path no longer needs torchvision and never raises it."""
 
 
 def resnet18_trunk() -> nn.Module:
-    """ResNet-18 without its pooling and classifier, random weights: (B, 3, H, W) -> (B, 512, H/32, W/32)."""
-    try:
-        import torchvision
-    except Exception as err:  # a torchvision built for another torch raises RuntimeError, not ImportError
-        raise VisionDependencyError(
-            f"ACT with cameras needs torchvision, which failed to import ({type(err).__name__}: "
-            f"{err}). Install it with: pip install 'teleop-act[vision]' (torchvision must match "
-            f"your torch build), or set camera_names=() for a state-only policy.") from err
-    resnet = torchvision.models.resnet18(weights=None)
-    return nn.Sequential(*list(resnet.children())[:-2])
+    """ResNet-18 without its pooling and classifier, random weights, frozen BatchNorm, no torchvision:
+    (B, 3, H, W) -> (B, 512, H/32, W/32) (act.backbone.ResNet18Trunk)."""
+    return ResNet18Trunk()
+
+
+def image_backbone(name: str) -> tuple[nn.Module, int]:
+    """The backbone ACTConfig.backbone names and its output channels."""
+    if name == "small":
+        backbone = SmallCNN()
+        return backbone, backbone.out_channels
+    if name == "resnet18":
+        return resnet18_trunk(), RESNET18_CHANNELS
+    raise ValueError(f"backbone={name!r}: must be resnet18 or small")
 
 
 class ImageEncoder(nn.Module):
-    """One ResNet-18 shared by all cameras; each feature map becomes tokens via a 1x1 conv."""
+    """One backbone shared by all cameras; each feature map becomes tokens via a 1x1 conv."""
 
     def __init__(self, config: ACTConfig):
         super().__init__()
-        self.backbone = resnet18_trunk()
-        self.proj = nn.Conv2d(RESNET18_CHANNELS, config.hidden_dim, kernel_size=1)
+        self.backbone, channels = image_backbone(config.backbone)
+        self.proj = nn.Conv2d(channels, config.hidden_dim, kernel_size=1)
         self.camera_embed = nn.Embedding(len(config.camera_names), config.hidden_dim)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)

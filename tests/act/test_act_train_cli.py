@@ -323,29 +323,11 @@ def test_two_process_ddp_on_cpu_with_gloo(pick_place_demos, tmp_path):
     assert not any(k.startswith("module.") for k in checkpoint["model"])
 
 
-def _torchvision_problem():
-    try:
-        import torchvision  # noqa: F401
-    except Exception as error:  # noqa: BLE001 - a mismatched build raises RuntimeError
-        return f"{type(error).__name__}: {error}"
-    return None
-
-
-@pytest.mark.skipif(_torchvision_problem() is not None,
-                    reason=f"torchvision does not import here ({_torchvision_problem()}); "
-                           f"image training needs it (pip install 'teleop-act[vision]')")
 def test_image_observation_run(image_demos, tmp_path):
     result = train("--data", str(image_demos), "--out", str(tmp_path / "r"), "--cameras", "corner2",
                    "--steps", "2", "--hidden-dim", "16", "--val-fraction", "0")
     assert result.returncode == 0, result.stderr
     assert load(tmp_path / "r" / "latest.pt")["config"]["camera_names"] == ["corner2"]
-
-
-@pytest.mark.skipif(_torchvision_problem() is None, reason="torchvision imports here")
-def test_cameras_without_torchvision_is_a_clean_error(image_demos, tmp_path):
-    result = train("--data", str(image_demos), "--out", str(tmp_path / "r"), "--cameras", "corner2",
-                   "--steps", "2", "--val-fraction", "0")
-    assert_one_line_error(result, "torchvision")
 
 
 @pytest.mark.parametrize("module", ["act.train", "act.evaluate"])
