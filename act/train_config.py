@@ -20,7 +20,7 @@ DATA_DEFINED = ("state_dim", "action_dim", "camera_names", "image_size")
 RESUMABLE_CHANGES = ("steps", "resume", "device", "threads", "workers", "progress", "strict",
                      "log_every", "val_every", "checkpoint_every", "keep_every", "eval_every",
                      "eval_episodes", "eval_max_steps", "eval_temporal_ensemble", "data", "out",
-                     "allow_single_spawn", "max_minutes")
+                     "allow_single_spawn", "max_minutes", "choose_inference")
 # What a checkpoint written before a TrainConfig field existed was trained with.
 LEGACY_TRAIN_ARGS = {"lr_schedule": "constant", "warmup_steps": 0, "state_noise": 0.0, "relative": False,
                      "drop_idle": False, "ema": 0.0, "correction_weight": 1.0, "drop_before_takeover": 0,

@@ -202,7 +202,11 @@ def run(train: TrainConfig, model_flags: dict) -> dict:
 def check_resumable(checkpoint: dict, config: ACTConfig, train: TrainConfig, fingerprint: dict,
                     path: Path) -> None:
     """Refuse a --resume whose model flags, training flags or data differ from the checkpoint's."""
-    saved = checkpoint["config"]
+    try:  # as the checkpoint's network is rebuilt: fields added since it was written take their old values
+        saved = ACTConfig.from_dict(checkpoint["config"]).to_dict()
+    except (ValueError, KeyError, TypeError) as error:
+        raise ToolkitError(f"--resume: {path} holds a model config this version cannot read ({one_line(error)[:160]}); "
+                           f"start a new --out") from None
     differ = [f"{k}: checkpoint {saved.get(k)!r}, now {v!r}" for k, v in config.to_dict().items()
               if saved.get(k) != v]
     if differ:

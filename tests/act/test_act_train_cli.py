@@ -255,6 +255,23 @@ def test_resume_refuses_changed_seed_or_data(tiny_run, pick_place_demos):
         check_resumable(checkpoint, config, args, fewer, tiny_run)
 
 
+def test_a_run_written_before_newer_flags_resumes(pick_place_demos, tmp_path):
+    """A checkpoint without the fields added since (the config's backbone; --choose-inference, --policy-weight,
+    --correction-weight, --drop-before-takeover) resumes: they take the values the run was trained with."""
+    from act.checkpoint import save_checkpoint
+
+    out = tmp_path / "run"
+    assert train("--data", str(pick_place_demos), "--out", str(out), "--steps", "2").returncode == 0
+    checkpoint = load(out / "latest.pt")
+    del checkpoint["config"]["backbone"]
+    for key in ("choose_inference", "policy_weight", "correction_weight", "drop_before_takeover"):
+        del checkpoint["train_args"][key]
+    save_checkpoint(out / "latest.pt", checkpoint)
+    resumed = train("--data", str(pick_place_demos), "--out", str(out), "--steps", "4", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert load(out / "latest.pt")["step"] == 4
+
+
 # ---------------------------------------------------------------------------- bad inputs
 
 def test_empty_and_missing_folders(tmp_path):
