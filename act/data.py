@@ -51,6 +51,10 @@ class SingleSpawnError(DataError):
 
 # MetaWorld's 39-float observation: current-frame hand position, finger opening, first object, goal.
 HAND, FINGER, OBJECT, GOAL = slice(0, 3), 3, slice(4, 7), slice(36, 39)
+# The robot's own part of it (hand position and finger opening, this frame 0:4 and the previous one 18:22)
+# and the goal 36:39: everything but the objects' poses (4:18 and 22:36).
+VISION_SLICES = ((0, 4), (18, 22), (36, 39))
+OBSERVATION_SETS = ("state", "vision")
 
 @dataclass(frozen=True)
 class StateSpec:
@@ -66,6 +70,19 @@ class StateSpec:
     """Append hand->object, object->goal and hand->goal vectors (9 floats, from MetaWorld's current-frame
     hand 0:3, first object 4:7 and goal 36:39): what the expert's actions are proportional to, so the
     network need not learn a subtraction from a handful of spawns."""
+
+    @classmethod
+    def vision(cls) -> "StateSpec":
+        """``--observations vision``: what a real robot knows without the object's pose: its own hand position
+        and finger opening (this frame and the previous), its 9 joint positions, and the task's goal (a task
+        parameter, like an instruction). The objects are seen in the camera images only."""
+        return cls(slices=VISION_SLICES, qpos=True, relative=False)
+
+    @property
+    def sees_objects(self) -> bool:
+        """Whether any column of an object's pose (4:18, 22:36) or a vector built from it reaches the policy."""
+        object_columns = set(range(4, 18)) | set(range(22, 36))
+        return self.relative or bool(object_columns & set(self.columns().tolist()))
 
     @classmethod
     def parse(cls, text: str, *, qpos: bool = False, relative: bool = False) -> "StateSpec":
@@ -95,7 +112,8 @@ class StateSpec:
             parts += [obj - hand, goal - obj, goal - hand]
         if self.qpos:
             if qpos is None:
-                raise ValueError("this policy was trained with --qpos: pass the robot's joint positions")
+                raise ValueError("this policy sees the robot's joint positions (--qpos or --observations "
+                                 "vision): pass them")
             parts.append(qpos)
         return np.concatenate(parts, axis=-1).astype(np.float32)
 
@@ -371,7 +389,8 @@ def _image_shapes(path: Path, cameras) -> dict[str, tuple[int, int]]:
         missing = [c for c in cameras if c not in have]
         if missing:
             raise DataError(f"{path} has no images for camera(s) {', '.join(missing)} (it has "
-                            f"{', '.join(have) or 'none'}); pass --cameras from those, or none")
+                            f"{', '.join(have) or 'none'}); add them with `teleop render {path.parent} --cameras "
+                            f"{','.join(cameras)} --image-size 96`, or pass --cameras from those")
         return {c: tuple(int(v) for v in group[c].shape[1:3]) for c in cameras}
 
 

@@ -24,7 +24,7 @@ RESUMABLE_CHANGES = ("steps", "resume", "device", "threads", "workers", "progres
 # What a checkpoint written before a TrainConfig field existed was trained with.
 LEGACY_TRAIN_ARGS = {"lr_schedule": "constant", "warmup_steps": 0, "state_noise": 0.0, "relative": False,
                      "drop_idle": False, "ema": 0.0, "correction_weight": 1.0, "drop_before_takeover": 0,
-                     "policy_weight": 0.0}
+                     "policy_weight": 0.0, "observations": "state"}
 LR_SCHEDULES = ("constant", "cosine")
 FINAL_LR_FRACTION = 0.1  # where the cosine schedule ends, as a fraction of --lr
 VAL_SAMPLES = 2048  # a fixed, evenly spread subset keeps validation cheap and deterministic
@@ -53,6 +53,11 @@ class TrainConfig:
     cameras: str = ""
     """Comma-separated cameras whose recorded images the policy sees, e.g. corner2,gripperPOV
     (needs torchvision). Empty: state only."""
+    observations: str = "state"
+    """What the policy sees. state: MetaWorld's 39 floats (the object's and the goal's exact positions; a
+    simulation-only stand-in). vision: the --cameras images, the robot's own state (hand position, finger
+    opening, 9 joint positions) and the goal position, never an object's pose (act.data.StateSpec.vision;
+    --state-slices, --qpos and --relative do not apply)."""
     state_slices: str = ""
     """Columns of the 39-float state the policy sees, as START:STOP ranges, e.g. 0:7,36:39. Empty: all 39."""
     qpos: bool = False
@@ -163,6 +168,16 @@ class TrainConfig:
         if not (math.isfinite(self.correction_weight) and self.correction_weight > 0):
             raise ToolkitError(f"--correction-weight {self.correction_weight}: must be a finite number > 0 "
                                f"(1: a corrected step counts as much as a demo step)")
+        if self.observations not in ("state", "vision"):
+            raise ToolkitError(f"--observations {self.observations!r}: use state (MetaWorld's 39 floats) or vision "
+                               f"(camera images + the robot's own state + the goal)")
+        if self.observations == "vision":
+            if not self.camera_names:
+                raise ToolkitError("--observations vision needs --cameras (e.g. corner2,gripperPOV); a dataset "
+                                   "without images gets them with `teleop render DATASET --cameras corner2`")
+            if self.state_slices:
+                raise ToolkitError("--state-slices does not apply to --observations vision (it fixes what the "
+                                   "policy sees: act.data.StateSpec.vision); drop one of them")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ToolkitError(f"--lr-schedule {self.lr_schedule!r}: use one of {', '.join(LR_SCHEDULES)}")
         if self.warmup_steps < 0 or self.warmup_steps >= self.steps:

@@ -65,7 +65,10 @@ def load_training_data(train: TrainConfig, dist: Distributed) -> TrainingData:
 
     Correction episodes get the loss weight --correction-weight; only their person-driven steps are
     labels (act.data.ChunkDataset)."""
-    spec = StateSpec.parse(train.state_slices, qpos=train.qpos, relative=train.relative)
+    if train.observations == "vision":
+        spec = StateSpec.vision()
+    else:
+        spec = StateSpec.parse(train.state_slices, qpos=train.qpos, relative=train.relative)
     dataset = load_dataset(train.data, spec=spec, cameras=train.camera_names, strict=train.strict,
                            drop_idle=train.drop_idle)
     if train.drop_idle is not False and dataset.idle_dropped and dist.master:

@@ -1,0 +1,74 @@
+"""--observations vision: camera images, the robot's own state and the goal, never an object's pose."""
+
+import json
+
+import numpy as np
+import torch
+
+from act_helpers import TINY_MODEL
+from cli_helpers import run_cli
+from test_act_train_cli import assert_one_line_error
+
+OBJECT_COLUMNS = list(range(4, 18)) + list(range(22, 36))  # MetaWorld: the objects' poses, this frame and the last
+
+
+def test_the_vision_spec_reads_no_object_column():
+    from act.data import StateSpec
+
+    spec = StateSpec.vision()
+    assert not spec.sees_objects and spec.qpos
+    assert not set(spec.columns().tolist()) & set(OBJECT_COLUMNS)
+    assert set(spec.columns().tolist()) == {0, 1, 2, 3, 18, 19, 20, 21, 36, 37, 38}
+    assert StateSpec().sees_objects and StateSpec.parse("0:4", relative=True).sees_objects
+    rng = np.random.default_rng(0)
+    obs, qpos = rng.normal(size=(5, 39)), rng.normal(size=(5, 9))
+    moved = obs.copy()
+    moved[:, OBJECT_COLUMNS] += rng.normal(size=(5, len(OBJECT_COLUMNS)))
+    np.testing.assert_array_equal(spec.state(obs, qpos), spec.state(moved, qpos))
+    changed_goal = obs.copy()
+    changed_goal[:, 36] += 0.1
+    assert not np.array_equal(spec.state(obs, qpos), spec.state(changed_goal, qpos))
+
+
+def test_a_tiny_vision_run_trains_evaluates_and_never_sees_the_object(image_demos, tmp_path):
+    run = tmp_path / "run"
+    res = run_cli("act.train", "--data", str(image_demos), "--out", str(run), *TINY_MODEL, "--steps", "2",
+                  "--observations", "vision", "--cameras", "corner2", "--backbone", "small", "--val-fraction", "0")
+    assert res.returncode == 0, res.stderr
+    checkpoint = torch.load(run / "latest.pt", weights_only=True)
+    assert checkpoint["state_spec"] == {"slices": [[0, 4], [18, 22], [36, 39]], "qpos": True, "relative": False}
+    assert checkpoint["train_args"]["observations"] == "vision"
+
+    from act.policy import Policy
+
+    policy = Policy.load(run, query_every=1, temporal_ensemble=None)
+    rng = np.random.default_rng(1)
+    obs, qpos = rng.normal(size=(2, 39)), rng.normal(size=(2, 9))
+    images = rng.integers(0, 255, size=(2, 1, 32, 32, 3), dtype=np.uint8)
+    moved = obs.copy()
+    moved[:, OBJECT_COLUMNS] += 1.0
+    policy.reset()
+    first = policy.act(obs, qpos, images)
+    policy.reset()
+    assert np.array_equal(first, policy.act(moved, qpos, images))  # the object's pose changes nothing
+    policy.reset()
+    other = images.copy()
+    other[:, :, :16] = 255 - other[:, :, :16]
+    assert not np.array_equal(first, policy.act(obs, qpos, other))  # the images do
+
+    out = tmp_path / "eval"
+    res = run_cli("act.evaluate", "--ckpt", str(run), "--out", str(out), "--episodes", "1", "--max-steps", "5",
+                  "--videos", "1", "--workers", "1")
+    assert res.returncode == 0, res.stderr
+    assert len(json.loads((out / "results.json").read_text())["episodes"]) == 1
+    assert (out / "videos" / "episode_000.mp4").stat().st_size > 1000
+
+
+def test_vision_on_a_dataset_without_images_names_teleop_render(pick_place_demos, tmp_path):
+    res = run_cli("act.train", "--data", str(pick_place_demos), "--out", str(tmp_path / "r"), *TINY_MODEL,
+                  "--observations", "vision", "--cameras", "corner2")
+    assert_one_line_error(res, "teleop render")
+    assert not (tmp_path / "r").exists()
+    res = run_cli("act.train", "--data", str(pick_place_demos), "--out", str(tmp_path / "r"), *TINY_MODEL,
+                  "--observations", "vision")
+    assert_one_line_error(res, "--observations vision needs --cameras")
