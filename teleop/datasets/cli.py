@@ -1,4 +1,5 @@
-"""The dataset commands: ``teleop inspect``, ``teleop merge``, ``teleop export`` (registered by ``teleop/cli.py``).
+"""The dataset commands: ``teleop inspect``, ``teleop merge``, ``teleop export``, ``teleop render``
+(registered by ``teleop/cli.py``).
 
 Every heavy import happens inside the command that needs it.
 """
@@ -84,6 +85,28 @@ def _export_lerobot(args, sources, out) -> int:
     return 0
 
 
+def cmd_render(args) -> int:
+    from teleop.datasets.render import check_size, parse_cameras, render_datasets
+
+    cameras = parse_cameras(args.cameras)
+    size = check_size(args.image_size)
+    result = render_datasets(args.datasets, cameras, size, jobs=args.jobs, force=args.force,
+                             progress=not args.quiet)
+    what = f"{', '.join(cameras)} at {size}x{size}"
+    if not result.rendered:
+        print(f"all {_count(len(result.skipped), 'episode')} already have {what}: nothing to render")
+        return 0
+    rate = result.frames / result.seconds if result.seconds > 0 else float("inf")
+    skipped = f"; {len(result.skipped)} already had them" if result.skipped else ""
+    print(f"rendered {what} into {_count(len(result.rendered), 'episode')} ({result.frames} frames in "
+          f"{result.seconds:.1f} s, {rate:.0f} frames/s, {_count(result.jobs, 'job')}){skipped}")
+    return 0
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def add_inspect_command(sub) -> None:
     """Add ``inspect`` to the ``teleop`` parser's subcommands."""
     ins = sub.add_parser("inspect", help="list episodes and report spawn diversity")
@@ -94,7 +117,7 @@ def add_inspect_command(sub) -> None:
 
 
 def add_commands(sub) -> None:
-    """Add ``merge`` and ``export`` to the ``teleop`` parser's subcommands."""
+    """Add ``merge``, ``export`` and ``render`` to the ``teleop`` parser's subcommands."""
     merge = sub.add_parser("merge", help="merge sessions / episode folders into one dataset folder")
     merge.add_argument("sources", nargs="+", help="session folders, episode folders or episode files")
     merge.add_argument("--out", required=True, help="new dataset folder")
@@ -119,3 +142,15 @@ def add_commands(sub) -> None:
                         help="robomimic: seed of the train/valid split (default 0)")
     export.add_argument("--quiet", action="store_true", help="no progress bar")
     export.set_defaults(func=cmd_export)
+
+    render = sub.add_parser("render", help="add camera images to recorded episodes, rendered from their MuJoCo states")
+    render.add_argument("datasets", nargs="+", metavar="DATASET", help="episode folder(s) or file(s)")
+    render.add_argument("--cameras", required=True, help="comma-separated cameras, e.g. corner2,gripperPOV")
+    render.add_argument("--image-size", type=int, default=128,
+                        help="image side in pixels (default 128, as teleop record)")
+    render.add_argument("--jobs", type=int, default=None,
+                        help="worker processes (default: the CPU count, at most 4)")
+    render.add_argument("--force", action="store_true",
+                        help="render the cameras again where a file already has them (at any size)")
+    render.add_argument("--quiet", action="store_true", help="no progress bar")
+    render.set_defaults(func=cmd_render)

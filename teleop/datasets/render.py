@@ -16,7 +16,9 @@ The images are therefore bit for bit those ``teleop record --cameras`` would hav
 - A file that already holds every requested camera at the requested size is skipped, so running the
   command again after a kill finishes the rest. A camera held at another size is refused unless
   ``force`` (which renders it again).
-- Files are rendered in ``jobs`` worker processes, each with its own TaskEnv and GL context.
+- Files are rendered in ``jobs`` worker processes (spawned), each with its own TaskEnv and GL
+  context; the workers check the cameras before any file is given out, so the main process never
+  imports MetaWorld. With one job everything runs in the calling process.
 """
 
 from __future__ import annotations
@@ -205,19 +207,24 @@ def _close_envs() -> None:
         _ENVS.popitem()[1].close()
 
 
-def _worker_start(tasks) -> None:
-    for task in tasks:  # made while the main process checks the cameras
-        _env_for(task)
-
-
-def _worker_render(args) -> tuple[str, int, str | None]:
-    path, task, cameras, size = args
+def _worker_start(tasks: dict[str, set]) -> None:
+    """A worker makes its environments and checks the cameras before any file is given out."""
     try:
-        return str(path), render_file(path, cameras, size, _env_for(task)), None
-    except ToolkitError as error:
-        return str(path), 0, str(error)
+        _check_cameras(tasks)
+    except ToolkitError:
+        raise
     except Exception as error:  # noqa: BLE001 - handed to the main process as one line
-        return str(path), 0, f"{path}: {type(error).__name__}: {error}"
+        raise ToolkitError(f"cannot make the {', '.join(sorted(tasks))} environment in a worker: "
+                           f"{type(error).__name__}: {error}") from None
+
+
+def _worker_render(path: Path, task: str, cameras, size: int) -> int:
+    try:
+        return render_file(path, cameras, size, _env_for(task))
+    except ToolkitError:
+        raise
+    except Exception as error:  # noqa: BLE001 - handed to the main process as one line
+        raise ToolkitError(f"{path}: {type(error).__name__}: {error}") from None
 
 
 def _check_cameras(tasks: dict[str, set]) -> None:
@@ -245,12 +252,17 @@ def render_datasets(datasets, cameras, size: int, *, jobs: int | None = None, fo
     try:
         if result.jobs > 1:
             import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
 
-            # Workers start (and make their environments) while this process checks the cameras.
-            pool = multiprocessing.get_context("spawn").Pool(result.jobs, _worker_start, (sorted(tasks),))
-        _check_cameras(tasks)  # unknown camera: nothing has been written yet
-        if pool is not None:
-            _close_envs()
+            # One thread per worker for BLAS/OpenMP: the workers already fill the cores.
+            for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+                os.environ.setdefault(name, "1")
+            pool = ProcessPoolExecutor(result.jobs, mp_context=multiprocessing.get_context("spawn"))
+            # Every worker makes its environments and checks the cameras (this process never imports
+            # MetaWorld); an unknown camera is refused before any file is given out.
+            _start_workers(pool, tasks, result.jobs)
+        else:
+            _check_cameras(tasks)  # an unknown camera: nothing has been written yet
         bar = _bar(len(work), cameras, size, progress)
         try:
             if pool is None:
@@ -259,25 +271,44 @@ def render_datasets(datasets, cameras, size: int, *, jobs: int | None = None, fo
                     result.rendered.append(job.path)
                     _advance(bar, result)
             else:
-                arguments = [(job.path, job.task, job.cameras, size) for job in work]
-                for path, frames, error in pool.imap_unordered(_worker_render, arguments):
-                    if error is not None:
-                        raise ToolkitError(f"{error} (the episodes rendered before it are complete; "
-                                           "run the command again to render the rest)")
-                    result.frames += frames
-                    result.rendered.append(Path(path))
-                    _advance(bar, result)
+                _render_in_workers(pool, work, size, result, bar)
         finally:
             bar.close()
     finally:
         if pool is not None:
-            pool.terminate()
-            pool.join()
+            pool.shutdown(wait=True, cancel_futures=True)
         _close_envs()
         for fd in locks:
             os.close(fd)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _start_workers(pool, tasks: dict[str, set], jobs: int) -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        for started in [pool.submit(_worker_start, tasks) for _ in range(jobs)]:
+            started.result()
+    except BrokenProcessPool as error:
+        raise ToolkitError(f"a render worker died while starting ({error}); try --jobs 1") from None
+
+
+def _render_in_workers(pool, work: list[_Job], size: int, result: RenderResult, bar) -> None:
+    from concurrent.futures import as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    futures = {pool.submit(_worker_render, job.path, job.task, job.cameras, size): job for job in work}
+    try:
+        for future in as_completed(futures):
+            result.frames += future.result()
+            result.rendered.append(futures[future].path)
+            _advance(bar, result)
+    except (ToolkitError, BrokenProcessPool) as error:
+        if isinstance(error, BrokenProcessPool):
+            error = ToolkitError(f"a render worker died ({error})")
+        raise ToolkitError(f"{error} ({len(result.rendered)} episodes rendered before it are complete; "
+                           "run the command again to render the rest)") from None
 
 
 def _lock_folders(folders) -> list[int]:
