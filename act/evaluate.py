@@ -65,6 +65,8 @@ class EvalConfig:
     """episodes stepped together in one forward pass"""
     allow_seed_overlap: bool = False
     """evaluate even if evaluation seeds were used for training (the numbers then mean less)"""
+    device: str = "cpu"
+    """where the policy runs: cpu, or cuda when a GPU is visible to torch"""
 
 
 # --------------------------------------------------------------------- planning
@@ -158,7 +160,7 @@ def _run_groups(job: dict) -> list[dict]:
     if _WORKER_CACHE.get("key") != key:
         for env in _WORKER_CACHE.get("envs", ()):
             env.close()
-        policy = Policy.load(job["ckpt"], **job["inference"])
+        policy = Policy.load(job["ckpt"], **job["inference"], device=job["device"])
         cameras = tuple(policy.config.camera_names)
         _WORKER_CACHE.update(key=key, policy=policy, envs=[
             TaskEnv(job["task"], cameras=cameras, max_steps=job["max_steps"]) for _ in range(job["batch_size"])])
@@ -175,13 +177,17 @@ def _run_groups(job: dict) -> list[dict]:
         def on_step(slot, env, step, success, frames=frames, group=group):
             index = group[slot]
             if index in frames:
-                from act.videos import annotate
+                from act.videos import annotate, beside
 
                 new_chunk = query_every is None or (step % query_every == 0)
                 label = ("ensemble" if query_every is None else f"chunk/{query_every}") + \
                     f"  {speed_label(job['video_speed'])}"
-                frames[index].append(annotate(env.render(job["camera"], job["video_size"]), step=step,
-                                              success=success, new_chunk=new_chunk, label=label))
+                frame = annotate(env.render(job["camera"], job["video_size"]), step=step,
+                                 success=success, new_chunk=new_chunk, label=label)
+                if policy.config.camera_names:  # what the policy saw, at its own resolution, beside it
+                    frame = beside(frame, {c: env.render(c, tuple(policy.config.image_size))
+                                           for c in policy.config.camera_names})
+                frames[index].append(frame)
 
         results = rollout(policy, job["task"], spawns, max_steps=job["max_steps"], envs=envs[:len(group)],
                           on_step=on_step if frames else None)
@@ -221,6 +227,13 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> dict:
         raise ToolkitError(f"--video-speed {cfg.video_speed}: must be above 0 (a fraction of real time, e.g. 0.25)")
     if cfg.workers < 1:
         raise ToolkitError(f"--workers must be at least 1, got {cfg.workers}")
+    if cfg.device not in ("cpu", "cuda"):
+        raise ToolkitError(f"--device {cfg.device!r}: use cpu or cuda")
+    if cfg.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ToolkitError("--device cuda: no CUDA device is visible to torch; use --device cpu")
     ckpt_path, checkpoint = open_checkpoint(cfg.ckpt)
     inference = _inference_kwargs(cfg, checkpoint)
     horizon = _horizon(cfg, checkpoint, ckpt_path)
@@ -269,7 +282,7 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> dict:
            "batch_size": cfg.batch_size, "seeds": [s.seed for s in spawns],
            "candidates": [s.candidate.tolist() for s in spawns], "videos": videos, "camera": cfg.camera,
            "video_size": cfg.video_size, "video_speed": cfg.video_speed, "video_dir": str(video_dir),
-           "sheet": True}
+           "sheet": True, "device": cfg.device}
     total = sum(len(g) for g in groups)
     started = time.perf_counter()
     records = _run_all(job, groups, cfg.workers, total, progress)

@@ -23,6 +23,21 @@ def annotate(frame: np.ndarray, *, step: int, success: bool, new_chunk: bool, la
     return out
 
 
+def beside(frame: np.ndarray, views: dict[str, np.ndarray]) -> np.ndarray:
+    """``frame`` (S, S, 3) with each of ``views`` (camera -> the image the policy got, any size) to its right,
+    scaled to S x S with nearest-neighbour (pixels stay visible as the policy saw them) and named."""
+    import cv2
+
+    from teleop.video import caption
+
+    side = frame.shape[0]
+    panels = [frame]
+    for name, image in views.items():
+        big = cv2.resize(np.ascontiguousarray(image), (side, side), interpolation=cv2.INTER_NEAREST)
+        panels.append(caption(big, f"policy sees: {name} {image.shape[1]}x{image.shape[0]}")[0])
+    return np.ascontiguousarray(np.hstack(panels))
+
+
 def contact_sheet(frames: list[np.ndarray], labels: list[str], path: str | Path, *, columns: int = 5) -> Path:
     """A grid PNG of frames (e.g. each episode's final frame) with a caption under each."""
     import cv2

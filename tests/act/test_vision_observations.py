@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from act_helpers import TINY_MODEL
@@ -61,7 +62,23 @@ def test_a_tiny_vision_run_trains_evaluates_and_never_sees_the_object(image_demo
                   "--videos", "1", "--workers", "1")
     assert res.returncode == 0, res.stderr
     assert len(json.loads((out / "results.json").read_text())["episodes"]) == 1
-    assert (out / "videos" / "episode_000.mp4").stat().st_size > 1000
+    from teleop.video import read_video
+
+    frames = read_video(out / "videos" / "episode_000.mp4")
+    assert frames.shape[1:] == (256, 512, 3)  # the overview camera, and beside it what the policy saw
+    res = run_cli("act.evaluate", "--ckpt", str(run), "--out", str(tmp_path / "e2"), "--device", "tpu")
+    assert_one_line_error(res, "--device 'tpu'")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_and_evaluation_on_a_gpu(image_demos, tmp_path):
+    run = tmp_path / "run"
+    res = run_cli("act.train", "--data", str(image_demos), "--out", str(run), *TINY_MODEL, "--steps", "4",
+                  "--observations", "vision", "--cameras", "corner2", "--device", "cuda", "--val-fraction", "0")
+    assert res.returncode == 0, res.stderr
+    res = run_cli("act.evaluate", "--ckpt", str(run), "--out", str(tmp_path / "eval"), "--episodes", "2",
+                  "--max-steps", "5", "--videos", "0", "--device", "cuda")
+    assert res.returncode == 0, res.stderr
 
 
 def test_vision_on_a_dataset_without_images_names_teleop_render(pick_place_demos, tmp_path):
