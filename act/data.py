@@ -451,7 +451,9 @@ class ChunkDataset:
     """
 
     def __init__(self, episodes: list[EpisodeData], chunk_size: int, normalizer=None, *,
-                 cameras: tuple[str, ...] = ()):
+                 cameras: tuple[str, ...] = (), image_memory_gb: float | None = None):
+        """image_memory_gb: decode every image the samples use once, into memory as uint8, if they fit in
+        this many GB (DataError naming the sizes if not); None: read them from the files each batch."""
         self.episodes = episodes
         self.chunk_size = chunk_size
         self.cameras = tuple(cameras)
@@ -483,6 +485,36 @@ class ChunkDataset:
         self.weight = weights if np.any(weights != 1.0) else None  # (N,) or None
         self._files: dict[int, object] = {}
         self._pid = None
+        self._memory = None  # (rows, N, H, W, 3) uint8 when the images are held in memory
+        if self.cameras and image_memory_gb is not None:
+            self._load_images(image_memory_gb)
+
+    def _load_images(self, budget_gb: float) -> None:
+        """Every image of the sampled rows, decoded once (a batch is then one gather, not B x N HDF5 reads)."""
+        import h5py
+
+        rows = [len(np.unique(self.step_of[self.episode_of == i])) for i in range(len(self.episodes))]
+        shapes = self.episodes[0].image_shapes
+        frame_bytes = sum(3 * h * w for h, w in shapes.values())
+        need = sum(rows) * frame_bytes
+        if need > budget_gb * 1e9:
+            raise DataError(f"the images of {sum(rows)} training steps x {len(self.cameras)} camera(s) "
+                            f"({', '.join(f'{c} {h}x{w}' for c, (h, w) in shapes.items())}) need "
+                            f"{need / 1e9:.1f} GB of memory, over --image-memory-gb {budget_gb:g}: raise it, "
+                            f"use fewer cameras or smaller images (teleop render --image-size 96), or pass "
+                            f"--image-memory-gb 0 to read them from the files each batch (slower)")
+        parts, self._image_row = [], np.zeros(len(self.step_of), np.int64)
+        start = 0
+        for i, episode in enumerate(self.episodes):
+            mine = np.flatnonzero(self.episode_of == i)
+            steps = np.unique(self.step_of[mine])  # the rows of this episode that are samples
+            file_steps = steps if episode.frames is None else episode.frames[steps]
+            with h5py.File(episode.path, "r") as f:
+                parts.append(np.stack([f[f"observations/images/{c}"][()][file_steps] for c in self.cameras],
+                                      axis=1))  # (rows, N, H, W, 3)
+            self._image_row[mine] = start + np.searchsorted(steps, self.step_of[mine])
+            start += len(steps)
+        self._memory = np.concatenate(parts) if parts else None
 
     def __len__(self) -> int:
         return int(self.episode_of.shape[0])
@@ -505,6 +537,9 @@ class ChunkDataset:
         return batch
 
     def _images(self, indices: np.ndarray) -> np.ndarray:
+        if self._memory is not None:
+            images = self._memory[self._image_row[indices]].transpose(0, 1, 4, 2, 3)  # (B, N, 3, H, W)
+            return images.astype(np.float32) / 255.0
         frames = []
         for i in indices:
             f = self._file(int(self.episode_of[i]))

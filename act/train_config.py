@@ -20,11 +20,11 @@ DATA_DEFINED = ("state_dim", "action_dim", "camera_names", "image_size")
 RESUMABLE_CHANGES = ("steps", "resume", "device", "threads", "workers", "progress", "strict",
                      "log_every", "val_every", "checkpoint_every", "keep_every", "eval_every",
                      "eval_episodes", "eval_max_steps", "eval_temporal_ensemble", "data", "out",
-                     "allow_single_spawn", "max_minutes", "choose_inference")
+                     "allow_single_spawn", "max_minutes", "choose_inference", "image_memory_gb")
 # What a checkpoint written before a TrainConfig field existed was trained with.
 LEGACY_TRAIN_ARGS = {"lr_schedule": "constant", "warmup_steps": 0, "state_noise": 0.0, "relative": False,
                      "drop_idle": False, "ema": 0.0, "correction_weight": 1.0, "drop_before_takeover": 0,
-                     "policy_weight": 0.0, "observations": "state"}
+                     "policy_weight": 0.0, "observations": "state", "image_shift": 0}
 LR_SCHEDULES = ("constant", "cosine")
 FINAL_LR_FRACTION = 0.1  # where the cosine schedule ends, as a fraction of --lr
 VAL_SAMPLES = 2048  # a fixed, evenly spread subset keeps validation cheap and deterministic
@@ -53,6 +53,12 @@ class TrainConfig:
     cameras: str = ""
     """Comma-separated cameras whose recorded images the policy sees, e.g. corner2,gripperPOV
     (needs torchvision). Empty: state only."""
+    image_memory_gb: float = 4.0
+    """With --cameras: decode the images the training steps use once, into memory as uint8, up to this many
+    GB (past it act-train refuses and says the sizes); 0: read them from the episode files every batch."""
+    image_shift: int = 0
+    """With --cameras: shift each training sample's images by up to this many pixels (random, the border
+    repeated; DrQ's augmentation, done on the batch in torch). 0: off (not yet measured on success)."""
     observations: str = "state"
     """What the policy sees. state: MetaWorld's 39 floats (the object's and the goal's exact positions; a
     simulation-only stand-in). vision: the --cameras images, the robot's own state (hand position, finger
@@ -168,6 +174,11 @@ class TrainConfig:
         if not (math.isfinite(self.correction_weight) and self.correction_weight > 0):
             raise ToolkitError(f"--correction-weight {self.correction_weight}: must be a finite number > 0 "
                                f"(1: a corrected step counts as much as a demo step)")
+        if not (math.isfinite(self.image_memory_gb) and self.image_memory_gb >= 0):
+            raise ToolkitError(f"--image-memory-gb {self.image_memory_gb}: must be >= 0 (0: read images from the "
+                               f"files every batch)")
+        if self.image_shift < 0:
+            raise ToolkitError(f"--image-shift {self.image_shift}: must be >= 0 pixels (e.g. 4; 0: off)")
         if self.observations not in ("state", "vision"):
             raise ToolkitError(f"--observations {self.observations!r}: use state (MetaWorld's 39 floats) or vision "
                                f"(camera images + the robot's own state + the goal)")

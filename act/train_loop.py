@@ -79,8 +79,11 @@ class TrainingLoop:
                 model, device_ids=[dist.local_rank] if train.device == "cuda" else None)
         self.run_model = model if ema is None else ema.model  # what validation, rollouts and act-eval use
 
-        self.train_set = ChunkDataset(data.train_eps, config.chunk_size, normalizer, cameras=config.camera_names)
-        self.val_set = (ChunkDataset(data.val_eps, config.chunk_size, normalizer, cameras=config.camera_names)
+        memory = train.image_memory_gb or None
+        self.train_set = ChunkDataset(data.train_eps, config.chunk_size, normalizer, cameras=config.camera_names,
+                                      image_memory_gb=memory)
+        self.val_set = (ChunkDataset(data.val_eps, config.chunk_size, normalizer, cameras=config.camera_names,
+                                     image_memory_gb=memory)
                         if data.val_eps else None)
         batches = StepBatches(len(self.train_set), train.batch_size, seed=train.seed, rank=dist.rank,
                               start_step=start_step, stop_step=train.steps)
@@ -156,6 +159,8 @@ class TrainingLoop:
         train = self.train
         torch.manual_seed(step_seed(train.seed, step, self.dist.rank))
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        if train.image_shift and "images" in batch:
+            batch["images"] = random_shift(batch["images"], train.image_shift)
         if train.state_noise:
             batch["state"] = batch["state"] + train.state_noise * torch.randn_like(batch["state"])
         loss, info = self.model(batch)
@@ -328,6 +333,22 @@ class TrainingLoop:
         for env in self.eval_envs or ():
             env.close()
         self.train_set.close()
+
+
+def random_shift(images, pad: int):
+    """Shift each sample's images (B, N, 3, H, W) by up to ``pad`` pixels in x and y, the border repeated
+    (DrQ's augmentation; one shift per sample, the same for all its cameras), on the whole batch in torch."""
+    import torch
+    import torch.nn.functional as F
+
+    b, n, c, h, w = images.shape
+    padded = F.pad(images.reshape(b, n * c, h, w), (pad, pad, pad, pad), mode="replicate")
+    dy, dx = torch.randint(0, 2 * pad + 1, (2, b), device=images.device)
+    rows = (dy[:, None] + torch.arange(h, device=images.device))[:, None, :, None]  # (B, 1, H, 1)
+    cols = (dx[:, None] + torch.arange(w, device=images.device))[:, None, None, :]  # (B, 1, 1, W)
+    batch = torch.arange(b, device=images.device)[:, None, None, None]
+    channels = torch.arange(n * c, device=images.device)[None, :, None, None]
+    return padded[batch, channels, rows, cols].reshape(b, n, c, h, w)
 
 
 def validation_loss(model, val_set, device: str, batch_size: int = 256) -> float:

@@ -34,7 +34,8 @@ def test_the_vision_spec_reads_no_object_column():
 def test_a_tiny_vision_run_trains_evaluates_and_never_sees_the_object(image_demos, tmp_path):
     run = tmp_path / "run"
     res = run_cli("act.train", "--data", str(image_demos), "--out", str(run), *TINY_MODEL, "--steps", "2",
-                  "--observations", "vision", "--cameras", "corner2", "--backbone", "small", "--val-fraction", "0")
+                  "--observations", "vision", "--cameras", "corner2", "--backbone", "small", "--val-fraction", "0",
+                  "--image-shift", "2")
     assert res.returncode == 0, res.stderr
     checkpoint = torch.load(run / "latest.pt", weights_only=True)
     assert checkpoint["state_spec"] == {"slices": [[0, 4], [18, 22], [36, 39]], "qpos": True, "relative": False}
@@ -89,3 +90,30 @@ def test_vision_on_a_dataset_without_images_names_teleop_render(pick_place_demos
     res = run_cli("act.train", "--data", str(pick_place_demos), "--out", str(tmp_path / "r"), *TINY_MODEL,
                   "--observations", "vision")
     assert_one_line_error(res, "--observations vision needs --cameras")
+
+
+def test_images_in_memory_are_the_files_images_and_a_budget_is_enforced(image_demos):
+    from act.data import ChunkDataset, DataError, load_dataset
+
+    episodes = load_dataset(image_demos, cameras=("corner2",)).episodes
+    from_files = ChunkDataset(episodes, 5, cameras=("corner2",))
+    in_memory = ChunkDataset(episodes, 5, cameras=("corner2",), image_memory_gb=1.0)
+    every = np.arange(len(from_files))
+    np.testing.assert_array_equal(from_files.__getitems__(every)["images"], in_memory.__getitems__(every)["images"])
+    assert in_memory._memory.dtype == np.uint8
+    with pytest.raises(DataError, match="--image-memory-gb"):
+        ChunkDataset(episodes, 5, cameras=("corner2",), image_memory_gb=1e-6)
+
+
+def test_random_shift_moves_each_sample_within_the_pad():
+    from act.train_loop import random_shift
+
+    torch.manual_seed(0)
+    images = torch.rand(6, 2, 3, 16, 16)
+    assert torch.equal(random_shift(images, 0), images)
+    shifted = random_shift(images, 2)
+    assert shifted.shape == images.shape
+    for i in range(6):  # each sample is its image moved by one (dy, dx) in [-2, 2], the same for both cameras
+        found = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                 if torch.equal(shifted[i, :, :, 2:-2, 2:-2], images[i, :, :, 2 + dy:14 + dy, 2 + dx:14 + dx])]
+        assert len(found) == 1
