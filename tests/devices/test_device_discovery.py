@@ -61,7 +61,7 @@ def test_registry_builds_each_device_without_touching_hardware():
     assert isinstance(device, Device) and device.deadzone == 0.1 and device.status == "not connected"
     assert make_device("keyboard").name == "keyboard"
     assert make_device("gamepad", layout="xbox").forced_layout == "xbox"
-    with pytest.raises(DeviceError, match="unknown device 'joystick'; use one of: gamepad, humanlike, keyboard"):
+    with pytest.raises(DeviceError, match="unknown device 'joystick'; use one of: corrector, gamepad, humanlike, keyboard"):
         make_device("joystick")
     with pytest.raises(DeviceError, match="device 'keyboard'.*unexpected keyword argument 'speed'"):
         make_device("keyboard", speed=2)
