@@ -172,7 +172,7 @@ def load_backbone_weights(module: nn.Module, path) -> nn.Module:
     from teleop.errors import ToolkitError
 
     path = Path(path)
-    howto = RESNET18_HOWTO if isinstance(module, ResNet18Trunk) else "pass a state dict saved from this backbone"
+    howto = _howto(module)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -181,13 +181,21 @@ def load_backbone_weights(module: nn.Module, path) -> nn.Module:
         first = " ".join(str(err).split())[:200]
         raise ToolkitError(f"backbone weights {path}: not a torch.save file of tensors "
                            f"({type(err).__name__}: {first}); {howto}") from None
+    return load_backbone_state(module, data, f"backbone weights {path}")
+
+
+def load_backbone_state(module: nn.Module, data, source: str) -> nn.Module:
+    """``load_backbone_weights`` for a state dict already in memory; ``source`` names it in errors."""
+    from teleop.errors import ToolkitError
+
+    howto = _howto(module)
     if isinstance(data, dict):
         for wrapper in ("state_dict", "model"):
             if isinstance(data.get(wrapper), dict):
                 data = data[wrapper]
                 break
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise ToolkitError(f"backbone weights {path}: expected a dict of tensors (a state dict), got "
+        raise ToolkitError(f"{source}: expected a dict of tensors (a state dict), got "
                            f"{type(data).__name__}; {howto}")
     weights = {}
     for key, value in data.items():
@@ -198,17 +206,37 @@ def load_backbone_weights(module: nn.Module, path) -> nn.Module:
     expected = module.state_dict()
     for key, tensor in expected.items():
         if key not in weights:
-            raise ToolkitError(f"backbone weights {path}: key {key} is missing (expected shape "
+            raise ToolkitError(f"{source}: key {key} is missing (expected shape "
                                f"{tuple(tensor.shape)}, found none); {howto}")
         if tuple(weights[key].shape) != tuple(tensor.shape):
-            raise ToolkitError(f"backbone weights {path}: key {key} has shape {tuple(weights[key].shape)}, "
+            raise ToolkitError(f"{source}: key {key} has shape {tuple(weights[key].shape)}, "
                                f"expected {tuple(tensor.shape)}; {howto}")
     extra = [k for k in weights if k not in expected]
     if extra:
-        raise ToolkitError(f"backbone weights {path}: key {extra[0]} is not in this backbone "
+        raise ToolkitError(f"{source}: key {extra[0]} is not in this backbone "
                            f"({len(extra)} such keys: another architecture, e.g. a deeper ResNet?); {howto}")
     module.load_state_dict(weights, strict=True)
     return module
+
+
+def _howto(module: nn.Module) -> str:
+    return RESNET18_HOWTO if isinstance(module, ResNet18Trunk) else "pass a state dict saved from this backbone"
+
+
+def load_pretrained(module: nn.Module, source: str) -> nn.Module:
+    """act-train --backbone-weights: ``source`` is a file for load_backbone_weights, or ``torchvision``
+    for torchvision's ImageNet ResNet-18 weights (where torchvision imports)."""
+    from teleop.errors import ToolkitError
+
+    if source != "torchvision":
+        return load_backbone_weights(module, source)
+    if not isinstance(module, ResNet18Trunk):
+        raise ToolkitError("--backbone-weights torchvision: those are ResNet-18 weights; add --backbone resnet18")
+    weights = torchvision_weights()
+    if weights is None:
+        raise ToolkitError("--backbone-weights torchvision: torchvision does not import here (it needs a build "
+                           f"made for this torch); {RESNET18_HOWTO} and pass that file")
+    return load_backbone_state(module, weights, "torchvision's resnet18 weights")
 
 
 def torchvision_weights() -> dict[str, torch.Tensor] | None:

@@ -18,7 +18,7 @@ import sys
 import warnings
 
 from act.config import ACTConfig
-from act.train_config import DATA_DEFINED, TrainConfig
+from act.train_config import AUTO_MODEL_FLAGS, DATA_DEFINED, TrainConfig
 from teleop.errors import EXIT_ERROR, ToolkitError, one_line
 
 
@@ -29,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_flags(parser, TrainConfig, required=("data", "out"))
     add_dataclass_flags(parser, ACTConfig, skip=DATA_DEFINED, aliases={"chunk_size": ["--chunk"]},
                         title="model and optimizer (ACTConfig)")
+    for action in parser._actions:  # flags whose default depends on others (act.train_setup.resolve_model_flags)
+        if action.dest in AUTO_MODEL_FLAGS:
+            action.default = None
+            action.help = f"{action.help.rsplit(' (default:', 1)[0]} Default: {AUTO_MODEL_FLAGS[action.dest]}"
     return parser
 
 

@@ -20,12 +20,22 @@ DATA_DEFINED = ("state_dim", "action_dim", "camera_names", "image_size")
 RESUMABLE_CHANGES = ("steps", "resume", "device", "threads", "workers", "progress", "strict",
                      "log_every", "val_every", "checkpoint_every", "keep_every", "eval_every",
                      "eval_episodes", "eval_max_steps", "eval_temporal_ensemble", "data", "out",
-                     "allow_single_spawn", "max_minutes", "choose_inference", "image_memory_gb")
+                     "allow_single_spawn", "max_minutes", "choose_inference", "image_memory_gb",
+                     "backbone_weights")
 # What a checkpoint written before a TrainConfig field existed was trained with.
 LEGACY_TRAIN_ARGS = {"lr_schedule": "constant", "warmup_steps": 0, "state_noise": 0.0, "relative": False,
                      "drop_idle": False, "ema": 0.0, "correction_weight": 1.0, "drop_before_takeover": 0,
-                     "policy_weight": 0.0, "observations": "state", "image_shift": 0}
+                     "policy_weight": 0.0, "observations": "state", "image_shift": 0,
+                     "backbone_weights": ""}
 LR_SCHEDULES = ("constant", "cosine")
+# Model flags whose default depends on other flags (resolve_model_flags), with what the help says of it.
+AUTO_MODEL_FLAGS = {
+    "backbone": "small with --device cpu (~8x faster a step than resnet18 on a CPU; BENCHMARKS.md, \"Policies "
+                "that see\"), resnet18 with --device cuda (ACT's encoder, the one ImageNet weights fit).",
+    "lr_backbone": "--lr for a backbone trained from scratch; 1e-5 (ACT's, for a pretrained ResNet) with "
+                   "--backbone-weights.",
+}
+PRETRAINED_LR_BACKBONE = 1e-5
 FINAL_LR_FRACTION = 0.1  # where the cosine schedule ends, as a fraction of --lr
 VAL_SAMPLES = 2048  # a fixed, evenly spread subset keeps validation cheap and deterministic
 
@@ -51,8 +61,13 @@ class TrainConfig:
     resume: bool = False
     """Continue the run in --out from its latest.pt (same data, model and seed flags)."""
     cameras: str = ""
-    """Comma-separated cameras whose recorded images the policy sees, e.g. corner2,gripperPOV
-    (needs torchvision). Empty: state only."""
+    """Comma-separated cameras whose recorded images the policy sees, e.g. corner2,gripperPOV. Empty: state
+    only."""
+    backbone_weights: str = ""
+    """With --cameras and --backbone resnet18: start the image backbone from these weights, a torchvision
+    resnet18 state dict saved with torch.save (e.g. ImageNet's), or `torchvision` for torchvision's ImageNet
+    weights where torchvision imports. Empty: random weights. With pretrained weights --lr-backbone defaults
+    to ACT's 1e-5; trained from scratch, to --lr."""
     image_memory_gb: float = 4.0
     """With --cameras: decode the images the training steps use once, into memory as uint8, up to this many
     GB (past it act-train refuses and says the sizes); 0: read them from the episode files every batch."""
@@ -143,6 +158,27 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def resolve_model_flags(self, model_flags: dict, saved: dict | None = None) -> dict:
+        """``model_flags`` with the AUTO_MODEL_FLAGS left unset (None or absent) decided: from ``saved`` (the
+        config of the run being resumed) when given, else from this run's device and weights. A state-only
+        policy has no backbone: its flags keep ACTConfig's defaults."""
+        flags = dict(model_flags)
+        for name in AUTO_MODEL_FLAGS:
+            if flags.get(name) is None:
+                flags.pop(name, None)
+                if saved is not None and name in saved:
+                    flags[name] = saved[name]
+        if not self.camera_names:
+            return flags
+        flags.setdefault("backbone", "resnet18" if self.device == "cuda" else "small")
+        if self.backbone_weights:
+            flags.setdefault("lr_backbone", PRETRAINED_LR_BACKBONE)
+        else:
+            from act.config import ACTConfig
+
+            flags.setdefault("lr_backbone", flags.get("lr", ACTConfig.lr))
+        return flags
+
     @property
     def camera_names(self) -> tuple[str, ...]:
         return tuple(c for c in self.cameras.split(",") if c)
@@ -179,6 +215,8 @@ class TrainConfig:
                                f"files every batch)")
         if self.image_shift < 0:
             raise ToolkitError(f"--image-shift {self.image_shift}: must be >= 0 pixels (e.g. 4; 0: off)")
+        if self.backbone_weights and not self.camera_names:
+            raise ToolkitError("--backbone-weights needs --cameras (a state-only policy has no image backbone)")
         if self.observations not in ("state", "vision"):
             raise ToolkitError(f"--observations {self.observations!r}: use state (MetaWorld's 39 floats) or vision "
                                f"(camera images + the robot's own state + the goal)")

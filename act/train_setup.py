@@ -142,6 +142,8 @@ def run(train: TrainConfig, model_flags: dict) -> dict:
     device = f"cuda:{dist.local_rank}" if train.device == "cuda" else "cpu"
     normalizer = Normalizer.from_data(*normalization_data(data.train_eps, train.drop_before_takeover))
     first = data.train_eps[0]
+    checkpoint = load_checkpoint(out / LATEST) if train.resume else None
+    model_flags = train.resolve_model_flags(model_flags, None if checkpoint is None else checkpoint["config"])
     try:
         config = ACTConfig(state_dim=first.state.shape[1], action_dim=first.action.shape[1],
                            camera_names=train.camera_names, image_size=data.dataset.image_size or (128, 128),
@@ -153,12 +155,14 @@ def run(train: TrainConfig, model_flags: dict) -> dict:
         model = ACTPolicy(config).to(device)
     except VisionDependencyError as error:
         raise ToolkitError(f"--cameras {train.cameras}: {error}") from None
+    if train.backbone_weights and checkpoint is None:  # a resumed run has them in its checkpoint
+        from act.backbone import load_pretrained
+
+        load_pretrained(model.images.backbone, train.backbone_weights)
     optimizer = model.make_optimizer()
 
     start_step, history, metrics = 0, new_history(), {"best_val_loss": None, "best_success": None}
-    checkpoint = None
-    if train.resume:
-        checkpoint = load_checkpoint(out / LATEST)
+    if checkpoint is not None:
         check_resumable(checkpoint, config, train, data.fingerprint, out / LATEST)
         try:
             # With --ema, "model" is the average (what runs) and "train_model" the trained weights.

@@ -6,6 +6,7 @@
     .venv/bin/python benchmarks/success.py --tasks pick-place-v3 --demos 50 --spawn fixed   # the single-spawn failure
     .venv/bin/python benchmarks/success.py --device humanlike --tasks pick-place-v3 --demos 50
     .venv/bin/python benchmarks/success.py --device operator --tasks pick-place-v3 --demos 50   # the simulated person
+    .venv/bin/python benchmarks/success.py --observations vision --tasks push-v3 --demos 50 --max-minutes 25 --jobs 2
     .venv/bin/python benchmarks/success.py --table-only                      # table + PNG from the results file
     .venv/bin/python benchmarks/success.py --reevaluate old.jsonl --results new.jsonl --jobs 2   # same runs, new act-eval
 
@@ -20,6 +21,11 @@ One cell = (task, demos, device, spawn):
 4. one JSON line appended to ``--results``: success with its Wilson 95% interval, steps reached, train
    minutes, the split of the evaluation spawns inside/outside the training spawns' hull, and the machine
    load beside the timing.
+
+``--observations vision`` records the demos with camera images (``--cameras``, ``--image-size``) and trains
+``act-train --observations vision`` (images, the robot's own state and the goal, never the object's pose);
+its rows go to ``success_vision.jsonl`` by default. ``--train-args "..."`` passes further act-train flags to
+every cell (kept in each row; write it with '=': ``--train-args="--image-shift 4"``).
 
 ``--reevaluate OLD`` trains nothing: it evaluates the cached runs of OLD's rows again with act-eval's
 current defaults, or the inference given by ``--query-every`` / ``--temporal-ensemble``, and writes rows
@@ -125,15 +131,25 @@ def _run(command: list[str], log: Path) -> float:
     return minutes
 
 
+VISION = {"cameras": "", "image_size": 96}  # --observations vision: what the demos record and the policy sees
+
+
+def image_suffix() -> str:
+    """What tells a vision cell's cached demos and run apart from the state cell of the same slug."""
+    return f"_img{VISION['image_size']}_{VISION['cameras'].replace(',', '+')}" if VISION["cameras"] else ""
+
+
 def record_demos(cell: Cell, cache: Path, log: Path) -> tuple[Path, float]:
     """The cell's demonstrations, recorded once into ``cache`` (complete folders only)."""
-    final = cache / "demos" / cell.slug
+    final = cache / "demos" / (cell.slug + image_suffix())
     if final.exists():
         return final, 0.0
     partial = final.with_name(final.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.parent.mkdir(parents=True, exist_ok=True)
     if cell.device == "operator":
+        if VISION["cameras"]:
+            raise ValueError("the simulated operator records no images: render them with teleop render")
         if cell.spawn != "stratified":
             raise ValueError("the simulated operator records stratified spawns only")
         command = [sys.executable, str(ROOT / "benchmarks" / "operators.py"), "--devices", "keyboard",
@@ -143,6 +159,8 @@ def record_demos(cell: Cell, cache: Path, log: Path) -> tuple[Path, float]:
         command = [sys.executable, "-m", "teleop.cli", "record", "--device", cell.device, "--task", cell.task,
                    "--episodes", str(cell.demos), "--seed", "0", "--spawn", cell.spawn, "--hold-steps", "20",
                    "--out", str(partial), "--quiet"]
+    if VISION["cameras"]:
+        command += ["--cameras", VISION["cameras"], "--image-size", str(VISION["image_size"])]
     minutes = _run(command, log)
     partial.rename(final)
     return final, minutes
@@ -215,7 +233,8 @@ def run_cell(cell: Cell, args) -> dict:
     """Record, train and evaluate one cell; returns its results line."""
     STAGES[cell] = "recording"
     cache = Path(args.cache)
-    work = cache / "runs" / cell.slug
+    extra = "".join(c if c.isalnum() or c in ".-" else "_" for c in args.train_args.strip())
+    work = cache / "runs" / (cell.slug + image_suffix() + (f"_{extra}" if extra else ""))
     shutil.rmtree(work, ignore_errors=True)  # a half-trained run would make the train minutes meaningless
     work.mkdir(parents=True)
     log = work / "log.txt"
@@ -226,6 +245,9 @@ def run_cell(cell: Cell, args) -> dict:
              "--no-progress", "--seed", "0"]
     if cell.spawn == "fixed":
         train.append("--allow-single-spawn")
+    if VISION["cameras"]:
+        train += ["--observations", "vision", "--cameras", VISION["cameras"]]
+    train += args.train_args.split()
     load_before = load_values()
     STAGES[cell] = f"training since {time.strftime('%H:%M')}"
     train_minutes = _run(train, log)
@@ -248,6 +270,11 @@ def run_cell(cell: Cell, args) -> dict:
         "load_before_train": load_before, "load_after_train": load_train,
         "jobs": args.jobs, "threads": 1, "host": socket.gethostname(), "cores": os.cpu_count(),
         "run": str(work), "recipe": recipe, "inference_choice": choice,
+        "observations": checkpoint["train_args"].get("observations", "state"),
+        "cameras": list(checkpoint["config"].get("camera_names", [])),
+        "image_size": checkpoint["config"].get("image_size") if VISION["cameras"] else None,
+        "backbone": checkpoint["config"].get("backbone") if VISION["cameras"] else None,
+        "train_args": args.train_args,
         "choose_minutes": None if choice is None else round(choice["seconds"] / 60, 3),
         **evaluate_run(work, args, log),
     }
@@ -579,8 +606,15 @@ def main(argv=None) -> int:
     parser.add_argument("--temporal-ensemble", type=float,
                         help="act-eval --temporal-ensemble (default: the checkpoint's inference)")
     parser.add_argument("--jobs", type=int, default=1, help="cells run side by side (each single-threaded)")
-    parser.add_argument("--results", default=str(RESULTS_DIR / "success.jsonl"), help="JSON-lines results file")
-    parser.add_argument("--png", default=str(RESULTS_DIR / "success.png"), help="success vs demos plot")
+    parser.add_argument("--observations", choices=("state", "vision"), default="state",
+                        help="what the policy sees (act-train --observations); vision records the demos with images")
+    parser.add_argument("--cameras", default="corner2,gripperPOV", help="with --observations vision")
+    parser.add_argument("--image-size", type=int, default=96, help="with --observations vision")
+    parser.add_argument("--train-args", default="", help="further act-train flags for every cell, written with '=', e.g. "
+                        "--train-args=\"--image-shift 4\" (kept in each row)")
+    parser.add_argument("--results", help="JSON-lines results file (default: results/success.jsonl, "
+                        "success_vision.jsonl with --observations vision)")
+    parser.add_argument("--png", help="success vs demos plot (default: beside --results)")
     parser.add_argument("--cache", default=str(RESULTS_DIR / "cache"), help="demos, runs and evals")
     parser.add_argument("--heartbeat", type=float, default=2.0,
                         help="minutes between progress lines while cells run (0: only when a cell ends)")
@@ -598,7 +632,10 @@ def main(argv=None) -> int:
         from teleop.env import task_names
 
         args.tasks = task_names()
-    results, png = Path(args.results), Path(args.png)
+    if args.observations == "vision":
+        VISION.update(cameras=args.cameras, image_size=args.image_size)
+    results = Path(args.results or RESULTS_DIR / ("success_vision.jsonl" if VISION["cameras"] else "success.jsonl"))
+    png = Path(args.png or results.with_suffix(".png"))
     if not args.table_only:
         # A column at a time (every task at the first --demos count, then the next), so a run cut short
         # still holds whole columns.

@@ -117,3 +117,41 @@ def test_random_shift_moves_each_sample_within_the_pad():
         found = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
                  if torch.equal(shifted[i, :, :, 2:-2, 2:-2], images[i, :, :, 2 + dy:14 + dy, 2 + dx:14 + dx])]
         assert len(found) == 1
+
+
+def test_backbone_defaults_follow_the_device_and_the_weights(image_demos, tmp_path):
+    """On a CPU the small CNN, trained at --lr like the rest; torchvision-named weights (here random ones with
+    the right names) start a resnet18 at ACT's 1e-5; wrong weights are one line and write nothing."""
+    from test_backbone import random_torchvision_state_dict
+
+    common = ["--data", str(image_demos), *TINY_MODEL, "--steps", "1", "--observations", "vision",
+              "--cameras", "corner2", "--val-fraction", "0", "--ema", "0"]
+    res = run_cli("act.train", *common, "--out", str(tmp_path / "cpu"), "--lr", "2e-4")
+    assert res.returncode == 0, res.stderr
+    config = torch.load(tmp_path / "cpu" / "latest.pt", weights_only=True)["config"]
+    assert config["backbone"] == "small" and config["lr_backbone"] == 2e-4
+
+    state = random_torchvision_state_dict()
+    torch.save(state, tmp_path / "r18.pt")
+    res = run_cli("act.train", *common, "--out", str(tmp_path / "pre"), "--backbone", "resnet18",
+                  "--backbone-weights", str(tmp_path / "r18.pt"))
+    assert res.returncode == 0, res.stderr
+    checkpoint = torch.load(tmp_path / "pre" / "latest.pt", weights_only=True)
+    assert checkpoint["config"]["backbone"] == "resnet18" and checkpoint["config"]["lr_backbone"] == 1e-5
+    loaded = checkpoint["model"]["images.backbone.conv1.weight"]
+    assert torch.allclose(loaded, state["conv1.weight"], atol=1e-4)  # one step at 1e-5 from the file's weights
+    assert torch.equal(checkpoint["model"]["images.backbone.layer4.1.bn2.running_var"],
+                       state["layer4.1.bn2.running_var"])  # frozen: exactly the file's
+
+    state["layer3.0.conv2.weight"] = torch.zeros(256, 256, 1, 1)
+    torch.save(state, tmp_path / "bad.pt")
+    res = run_cli("act.train", *common, "--out", str(tmp_path / "bad"), "--backbone", "resnet18",
+                  "--backbone-weights", str(tmp_path / "bad.pt"))
+    assert_one_line_error(res, "layer3.0.conv2.weight has shape (256, 256, 1, 1), expected (256, 256, 3, 3)")
+    assert not (tmp_path / "bad").exists()
+    res = run_cli("act.train", *common, "--out", str(tmp_path / "tv"), "--backbone", "small",
+                  "--backbone-weights", "torchvision")
+    assert_one_line_error(res, "--backbone resnet18")
+    res = run_cli("act.train", "--data", str(image_demos), "--out", str(tmp_path / "st"), *TINY_MODEL,
+                  "--backbone-weights", str(tmp_path / "r18.pt"))
+    assert_one_line_error(res, "--backbone-weights needs --cameras")
