@@ -80,6 +80,11 @@ class Policy:
         self._chunk = None  # (B, K, A) in environment units, for query_every
         self._steps = 0
 
+    def queries_next(self) -> bool:
+        """Whether the next ``act`` runs the network (and so reads its observation's images): every step
+        with temporal ensembling, every ``query_every``-th step with open-loop chunks."""
+        return self.ensembler is not None or self._steps % self.query_every == 0
+
     def act(self, obs, qpos=None, images=None, active=None) -> np.ndarray:
         """obs (B, 39) [qpos (B, J) if trained with --qpos; images (B, N, H, W, 3) uint8 if
         trained with cameras] -> actions (B, 4) float32 in [-1, 1].

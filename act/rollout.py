@@ -96,9 +96,10 @@ def _run_group(policy, envs, spawns, *, max_steps, stop_on_success, cameras, siz
     while not done.all():
         qpos = np.stack([env.robot_qpos() for env in envs]) if wants_qpos else None  # (B, J)
         images = None
-        if cameras:
-            images = np.stack([np.stack([env.render(c, size) for c in cameras])
-                               for env in envs])  # (B, N, H, W, 3)
+        if cameras and policy.queries_next():  # rendered for the running episodes, only when the policy looks
+            images = np.zeros((b, len(cameras), *size, 3), np.uint8)  # (B, N, H, W, 3)
+            for i in np.flatnonzero(~done):
+                images[i] = [envs[i].render(c, size) for c in cameras]
         actions = policy.act(obs, qpos, images, active=~done)  # (B, 4)
         for i, env in enumerate(envs):
             if done[i]:

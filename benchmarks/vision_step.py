@@ -1,7 +1,7 @@
 """One act-train step with camera images on a CPU, and where its time goes.
 
     .venv/bin/python benchmarks/vision_step.py --data recordings/pp50-images [--cameras corner2,gripperPOV]
-        [--batch 64] [--threads 1] [--steps 10] [--backbones small,resnet18] [--channels-last]
+        [--batch 64] [--threads 1] [--steps 10] [--backbones small,resnet18]
 
 For each backbone the default ACT network (act/config.py) with ``--observations vision`` takes ``--steps``
 gradient steps on batches of the recorded episodes (images decoded once into memory, as act-train does),
@@ -32,8 +32,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 PHASES = ("gather", "shift", "forward", "backward", "optimizer", "average")
 
 
-def time_steps(data: Path, cameras: tuple[str, ...], backbone: str, *, batch: int, steps: int,
-               channels_last: bool) -> dict[str, list[float]]:
+def time_steps(data: Path, cameras: tuple[str, ...], backbone: str, *, batch: int,
+               steps: int) -> dict[str, list[float]]:
     """Milliseconds per phase of ``steps`` gradient steps (after 2 warm-up steps) for one backbone."""
     import numpy as np
     import torch
@@ -54,9 +54,7 @@ def time_steps(data: Path, cameras: tuple[str, ...], backbone: str, *, batch: in
                        lr_backbone=ACTConfig.lr).validate()
     samples = ChunkDataset(episodes, config.chunk_size, normalizer, cameras=cameras, image_memory_gb=4.0)
     torch.manual_seed(0)
-    model = ACTPolicy(config).train()
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = ACTPolicy(config).train()  # its backbone is channels-last (act/model.py ImageEncoder)
     optimizer = model.make_optimizer()
     average = WeightAverage(model, 0.995)
     times: dict[str, list[float]] = {p: [] for p in PHASES}
@@ -100,7 +98,6 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--backbones", default="small,resnet18")
-    parser.add_argument("--channels-last", action="store_true", help="also time each backbone channels-last")
     args = parser.parse_args(argv)
 
     import torch
@@ -109,20 +106,16 @@ def main(argv=None) -> None:
     cameras = tuple(c for c in args.cameras.split(",") if c)
     print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, cameras {','.join(cameras)}, "
           f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-    layouts = (False, True) if args.channels_last else (False,)
     for backbone in args.backbones.split(","):
-        for channels_last in layouts:
-            times = time_steps(args.data, cameras, backbone, batch=args.batch, steps=args.steps,
-                               channels_last=channels_last)
-            total = [sum(parts) for parts in zip(*(times[p] for p in PHASES))]
-            step = statistics.median(total)
-            name = backbone + (" channels-last" if channels_last else "")
-            print(f"{name}: step median {step:.1f} ms (min {min(total):.1f}, {args.steps} steps; "
-                  f"load average now {os.getloadavg()[0]:.2f})")
-            for phase, values in times.items():
-                median = statistics.median(values)
-                share = f"{100 * median / step:5.1f}%" if phase in PHASES else "      "
-                print(f"  {phase:26s} {median:8.1f} ms  {share}")
+        times = time_steps(args.data, cameras, backbone, batch=args.batch, steps=args.steps)
+        total = [sum(parts) for parts in zip(*(times[p] for p in PHASES))]
+        step = statistics.median(total)
+        print(f"{backbone}: step median {step:.1f} ms (min {min(total):.1f}, {args.steps} steps; "
+              f"load average now {os.getloadavg()[0]:.2f})")
+        for phase, values in times.items():
+            median = statistics.median(values)
+            share = f"{100 * median / step:5.1f}%" if phase in PHASES else "      "
+            print(f"  {phase:26s} {median:8.1f} ms  {share}")
 
 
 if __name__ == "__main__":

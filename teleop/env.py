@@ -130,7 +130,7 @@ class TaskEnv:
         self.camera_names = view_names(self.model)  # MetaWorld's cameras and the toolkit's views
         self.cameras = tuple(self.check_camera(c) for c in cameras)
         self.image_size = int(image_size)
-        self._renderer = None
+        self._renderers: dict[tuple[int, int], object] = {}  # one per image size (policy cameras, video)
         self._state_size = mujoco.mj_stateSize(self.model, mujoco.mjtState.mjSTATE_INTEGRATION)
         joints = [self.model.joint(i) for i in range(self.model.njnt)]
         robot = [j for j in joints if j.name.startswith(_ROBOT_JOINT_PREFIXES)]
@@ -301,20 +301,20 @@ class TaskEnv:
         return np.ascontiguousarray(image)
 
     def _get_renderer(self, height: int, width: int):
-        if self._renderer is not None and (self._renderer.height, self._renderer.width) != (height, width):
-            self._renderer.close()
-            self._renderer = None
-        if self._renderer is None:
-            self._renderer = fast_renderer(self.model, height, width)
-        return self._renderer
+        # One renderer per size: an evaluation that films an episode (one size) for a policy that sees
+        # its cameras (another) would otherwise build a GL context twice a step.
+        renderer = self._renderers.get((height, width))
+        if renderer is None:
+            renderer = self._renderers[(height, width)] = fast_renderer(self.model, height, width)
+        return renderer
 
     def close(self) -> None:
-        if self._renderer is not None:
+        for renderer in self._renderers.values():
             try:
-                self._renderer.close()
+                renderer.close()
             except Exception:  # noqa: BLE001 - a GL context torn down at exit must not mask real errors
                 pass
-            self._renderer = None
+        self._renderers.clear()
         self._env.close()
 
     def __enter__(self):
