@@ -155,3 +155,34 @@ def test_backbone_defaults_follow_the_device_and_the_weights(image_demos, tmp_pa
     res = run_cli("act.train", "--data", str(image_demos), "--out", str(tmp_path / "st"), *TINY_MODEL,
                   "--backbone-weights", str(tmp_path / "r18.pt"))
     assert_one_line_error(res, "--backbone-weights needs --cameras")
+
+
+def test_rollouts_render_only_what_the_policy_reads(image_demos, tmp_path, monkeypatch):
+    """Open-loop chunks of 5 read images on steps 0, 5, 10, ... only; a filmed episode (another size) does not
+    make the environment build a renderer again each step."""
+    from act.policy import Policy
+    from act.rollout import evaluation_spawns, rollout
+    from teleop.env import TaskEnv
+
+    run = tmp_path / "run"
+    res = run_cli("act.train", "--data", str(image_demos), "--out", str(run), *TINY_MODEL, "--steps", "1",
+                  "--observations", "vision", "--cameras", "corner2", "--val-fraction", "0")
+    assert res.returncode == 0, res.stderr
+    renders = []
+    real_render = TaskEnv.render
+    monkeypatch.setattr(TaskEnv, "render", lambda env, camera, size=None: renders.append((id(env), size))
+                        or real_render(env, camera, size))
+    policy = Policy.load(run, query_every=5, temporal_ensemble=None)
+    envs = [TaskEnv("pick-place-v3", max_steps=12) for _ in range(2)]
+    spawns = evaluation_spawns(envs[0].spawn_low, envs[0].spawn_high, 2, base_seed=10**6)
+    films = []
+    rollout(policy, "pick-place-v3", spawns, max_steps=12, envs=envs,
+            on_step=lambda slot, env, step, success: slot == 0 and films.append(env.render("corner2", 48)))
+    policy_renders = [r for r in renders if r[1] == (32, 32)]
+    assert len(policy_renders) == 2 * 3  # steps 0, 5 and 10 of two episodes of 12 steps
+    assert len(films) == 13 and all(len(env._renderers) == n for env, n in zip(envs, (2, 1)))
+    before = {id(r) for r in envs[0]._renderers.values()}
+    envs[0].render("corner2", 48)
+    assert {id(r) for r in envs[0]._renderers.values()} == before  # kept, not rebuilt
+    for env in envs:
+        env.close()
