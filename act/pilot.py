@@ -35,10 +35,14 @@ def load(path) -> ACTPilot:
     """The pilot of a checkpoint file or run folder; CheckpointError (one line) for anything unreadable."""
     import torch
 
-    from act.checkpoint import open_checkpoint
+    from act.checkpoint import CheckpointError, open_checkpoint
     from act.policy import Policy
 
     torch.set_num_threads(1)
     file, checkpoint = open_checkpoint(path)
     policy = Policy.from_checkpoint(checkpoint)
+    if policy.config.camera_names:
+        raise CheckpointError(f"{file} is a camera policy ({', '.join(policy.config.camera_names)}): teleop correct "
+                              f"drives state policies only so far; train one on the same demos without "
+                              f"--observations vision for the corrections")
     return ACTPilot(policy, checkpoint, file)

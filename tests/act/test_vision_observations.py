@@ -157,17 +157,23 @@ def test_backbone_defaults_follow_the_device_and_the_weights(image_demos, tmp_pa
     assert_one_line_error(res, "--backbone-weights needs --cameras")
 
 
-def test_rollouts_render_only_what_the_policy_reads(image_demos, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def vision_run(image_demos, tmp_path_factory):
+    run = tmp_path_factory.mktemp("vision") / "run"
+    res = run_cli("act.train", "--data", str(image_demos), "--out", str(run), *TINY_MODEL, "--steps", "1",
+                  "--observations", "vision", "--cameras", "corner2", "--val-fraction", "0")
+    assert res.returncode == 0, res.stderr
+    return run
+
+
+def test_rollouts_render_only_what_the_policy_reads(vision_run, monkeypatch):
     """Open-loop chunks of 5 read images on steps 0, 5, 10, ... only; a filmed episode (another size) does not
     make the environment build a renderer again each step."""
     from act.policy import Policy
     from act.rollout import evaluation_spawns, rollout
     from teleop.env import TaskEnv
 
-    run = tmp_path / "run"
-    res = run_cli("act.train", "--data", str(image_demos), "--out", str(run), *TINY_MODEL, "--steps", "1",
-                  "--observations", "vision", "--cameras", "corner2", "--val-fraction", "0")
-    assert res.returncode == 0, res.stderr
+    run = vision_run
     renders = []
     real_render = TaskEnv.render
     monkeypatch.setattr(TaskEnv, "render", lambda env, camera, size=None: renders.append((id(env), size))
@@ -186,3 +192,10 @@ def test_rollouts_render_only_what_the_policy_reads(image_demos, tmp_path, monke
     assert {id(r) for r in envs[0]._renderers.values()} == before  # kept, not rebuilt
     for env in envs:
         env.close()
+
+
+def test_teleop_correct_refuses_a_camera_policy_in_one_line(vision_run, tmp_path):
+    out = tmp_path / "out"
+    res = run_cli("teleop.cli", "correct", "--ckpt", str(vision_run), "--device", "corrector", "--out", str(out))
+    assert_one_line_error(res, "camera policy (corner2)")
+    assert not out.exists()
