@@ -199,3 +199,27 @@ def test_teleop_correct_refuses_a_camera_policy_in_one_line(vision_run, tmp_path
     res = run_cli("teleop.cli", "correct", "--ckpt", str(vision_run), "--device", "corrector", "--out", str(out))
     assert_one_line_error(res, "camera policy (corner2)")
     assert not out.exists()
+
+
+def test_a_state_only_dataset_is_rendered_trained_on_and_evaluated_end_to_end(pick_place_demos, tmp_path):
+    """What a person's live demos go through: `teleop render` adds the images, act-train --observations vision
+    trains on them, act-eval runs the policy with a video."""
+    import shutil
+
+    data = tmp_path / "demos"
+    data.mkdir()
+    for file in sorted(pick_place_demos.glob("*.hdf5"))[:2]:
+        shutil.copy(file, data / file.name)
+    res = run_cli("teleop.cli", "render", str(data), "--cameras", "corner2", "--image-size", "32", "--jobs", "1")
+    assert res.returncode == 0, res.stderr
+    run = tmp_path / "run"
+    res = run_cli("act.train", "--data", str(data), "--out", str(run), *TINY_MODEL, "--steps", "2",
+                  "--observations", "vision", "--cameras", "corner2", "--val-fraction", "0")
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "eval"
+    res = run_cli("act.evaluate", "--ckpt", str(run), "--out", str(out), "--episodes", "1", "--max-steps", "5",
+                  "--videos", "1", "--workers", "1")
+    assert res.returncode == 0, res.stderr
+    from teleop.video import read_video
+
+    assert read_video(out / "videos" / "episode_000.mp4").shape[1:] == (256, 512, 3)
