@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_flags(parser, TrainConfig, required=("data", "out"))
     add_dataclass_flags(parser, ACTConfig, skip=DATA_DEFINED, aliases={"chunk_size": ["--chunk"]},
                         title="model and optimizer (ACTConfig)")
-    for action in parser._actions:  # flags whose default depends on others (act.train_setup.resolve_model_flags)
+    for action in parser._actions:  # flags whose default depends on others (TrainConfig.resolve_model_flags)
         if action.dest in AUTO_MODEL_FLAGS:
             action.default = None
             action.help = f"{action.help.rsplit(' (default:', 1)[0]} Default: {AUTO_MODEL_FLAGS[action.dest]}"

@@ -30,7 +30,7 @@ LEGACY_TRAIN_ARGS = {"lr_schedule": "constant", "warmup_steps": 0, "state_noise"
 LR_SCHEDULES = ("constant", "cosine")
 # Model flags whose default depends on other flags (resolve_model_flags), with what the help says of it.
 AUTO_MODEL_FLAGS = {
-    "backbone": "small with --device cpu (~8x faster a step than resnet18 on a CPU; BENCHMARKS.md, \"Policies "
+    "backbone": "small with --device cpu (a training step ~4x faster than resnet18 on a CPU; BENCHMARKS.md, \"Policies "
                 "that see\"), resnet18 with --device cuda (ACT's encoder, the one ImageNet weights fit).",
     "lr_backbone": "--lr for a backbone trained from scratch; 1e-5 (ACT's, for a pretrained ResNet) with "
                    "--backbone-weights.",
