@@ -200,7 +200,13 @@ def run(train: TrainConfig, model_flags: dict) -> dict:
 
         loop = TrainingLoop(train, dist, device, model, ema, optimizer, config, normalizer, data, out,
                             start_step=start_step, history=history, metrics=metrics)
-        return loop.run()
+        metrics = loop.run()
+        if dist.enabled:
+            # The master validates, chooses the inference and plots after the last step while the other ranks
+            # are done: leave together, so no rank tears gloo down under another (seen once in eight runs as
+            # a hang of the rank left behind).
+            torch.distributed.barrier()
+        return metrics
     finally:
         if dist.enabled:
             torch.distributed.destroy_process_group()
