@@ -116,7 +116,7 @@ class ACTConfig:
     backbone: str = "resnet18"
     """Image encoder, shared by all cameras (act/backbone.py, plain torch): resnet18 (ResNet-18 with
     torchvision's parameter names and frozen BatchNorm, 11.2M weights; ImageNet weights load from a file
-    with act.backbone.load_backbone_weights) or small (four stride-2 convolutions with GroupNorm, 0.39M
+    with act-train --backbone-weights FILE|torchvision) or small (four stride-2 convolutions with GroupNorm, 0.39M
     weights, sized for training from scratch on a CPU). Checkpoints from before this field were resnet18.
     Ignored when camera_names is empty."""
 
@@ -150,7 +150,8 @@ class ACTConfig:
     # --- optimizer ---------------------------------------------------------------------------
     lr: float = 3e-4
     """AdamW learning rate for everything except the image backbone (ACT's published 1e-5 learns
-    far slower here; 1e-4 and 3e-4 ended level after 3500 steps, 3e-4 gets there sooner)."""
+    far slower here; checkpoints written before act-train chose it per observation set used 3e-4, this
+    field's value)."""
     weight_decay: float = 1e-4
     """AdamW weight decay."""
     lr_backbone: float = 1e-5
@@ -187,7 +188,7 @@ class ACTConfig:
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name}={value!r}: must be a finite number >= 0")
         if self.lr == 0:
-            raise ValueError("lr=0: nothing would train; the default is 1e-4")
+            raise ValueError("lr=0: nothing would train; leave --lr out for act-train's default")
         if self.backbone not in BACKBONES:
             raise ValueError(f"backbone={self.backbone!r}: must be one of {', '.join(BACKBONES)} "
                              f"(resnet18: ResNet-18, frozen BatchNorm; small: a 4-layer CNN for CPU training)")

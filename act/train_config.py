@@ -30,12 +30,16 @@ LEGACY_TRAIN_ARGS = {"lr_schedule": "constant", "warmup_steps": 0, "state_noise"
 LR_SCHEDULES = ("constant", "cosine")
 # Model flags whose default depends on other flags (resolve_model_flags), with what the help says of it.
 AUTO_MODEL_FLAGS = {
+    "lr": "6e-4 for a state policy (3000 steps at 3e-4 left it short of converged: reach-wall-v3 69 -> 80 of 100, "
+          "basketball-v3 71 -> 85 at 20 demos; BENCHMARKS.md, \"Learning rate\"), 3e-4 with cameras (the camera "
+          "recipe's).",
     "backbone": "small with --device cpu (a training step ~4x faster than resnet18 on a CPU; BENCHMARKS.md, \"Policies "
                 "that see\"), resnet18 with --device cuda (ACT's encoder, the one ImageNet weights fit).",
     "lr_backbone": "--lr for a backbone trained from scratch; 1e-5 (ACT's, for a pretrained ResNet) with "
                    "--backbone-weights.",
 }
 PRETRAINED_LR_BACKBONE = 1e-5
+STATE_LR = 6e-4
 FINAL_LR_FRACTION = 0.1  # where the cosine schedule ends, as a fraction of --lr
 VAL_SAMPLES = 2048  # a fixed, evenly spread subset keeps validation cheap and deterministic
 
@@ -162,23 +166,25 @@ class TrainConfig:
 
     def resolve_model_flags(self, model_flags: dict, saved: dict | None = None) -> dict:
         """``model_flags`` with the AUTO_MODEL_FLAGS left unset (None or absent) decided: from ``saved`` (the
-        config of the run being resumed) when given, else from this run's device and weights. A state-only
-        policy has no backbone: its flags keep ACTConfig's defaults."""
+        config of the run being resumed) when given, else from this run's cameras, device and weights. A
+        state-only policy has no backbone: of these it decides only --lr."""
         flags = dict(model_flags)
         for name in AUTO_MODEL_FLAGS:
             if flags.get(name) is None:
                 flags.pop(name, None)
                 if saved is not None and name in saved:
                     flags[name] = saved[name]
+        from act.config import ACTConfig
+
         if not self.camera_names:
+            flags.setdefault("lr", STATE_LR)
             return flags
+        flags.setdefault("lr", ACTConfig.lr)
         flags.setdefault("backbone", "resnet18" if self.device == "cuda" else "small")
         if self.backbone_weights:
             flags.setdefault("lr_backbone", PRETRAINED_LR_BACKBONE)
         else:
-            from act.config import ACTConfig
-
-            flags.setdefault("lr_backbone", flags.get("lr", ACTConfig.lr))
+            flags.setdefault("lr_backbone", flags["lr"])
         return flags
 
     @property

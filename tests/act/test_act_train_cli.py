@@ -353,3 +353,20 @@ def test_help_prints_every_flag(module):
     result = run_cli(module, "--help", timeout=60)
     assert result.returncode == 0, result.stderr[-500:]
     assert "--temporal-ensemble" in result.stdout or "--drop-idle" in result.stdout
+
+
+def test_the_learning_rate_default_follows_the_observations():
+    """State policies train at 6e-4, camera policies at 3e-4 with the backbone from scratch at the same rate
+    (BENCHMARKS.md, "Learning rate"); a flag, or the run being resumed, wins."""
+    from act.train import parse_args
+
+    def resolved(*argv, saved=None):
+        train, flags = parse_args(["--data", "d", "--out", "o", *argv])
+        return train.resolve_model_flags(flags, saved)
+
+    assert resolved()["lr"] == 6e-4
+    assert resolved("--lr", "1e-4")["lr"] == 1e-4
+    assert resolved(saved={"lr": 3e-4})["lr"] == 3e-4  # a run from before the change resumes at its own rate
+    camera = resolved("--cameras", "corner2")
+    assert camera["lr"] == 3e-4 and camera["lr_backbone"] == 3e-4
+    assert resolved("--cameras", "corner2", "--lr", "2e-4")["lr_backbone"] == 2e-4
