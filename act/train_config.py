@@ -176,10 +176,9 @@ class TrainConfig:
                     flags[name] = saved[name]
         from act.config import ACTConfig
 
+        flags.setdefault("lr", ACTConfig.lr if self.camera_names else STATE_LR)
         if not self.camera_names:
-            flags.setdefault("lr", STATE_LR)
             return flags
-        flags.setdefault("lr", ACTConfig.lr)
         flags.setdefault("backbone", "resnet18" if self.device == "cuda" else "small")
         if self.backbone_weights:
             flags.setdefault("lr_backbone", PRETRAINED_LR_BACKBONE)
