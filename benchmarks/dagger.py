@@ -19,6 +19,9 @@ Per task, everything with the project's own commands (subprocesses, one thread e
    previous policy.
 4. Plain demos at equal operator steps: the start set plus the next demos of step 1 until their steps
    reach the last round's operator steps; and the plain 20-demo run. Both trained and evaluated alike.
+5. With ``--weights``: the last round's data (start set + every round's corrections) trained again with
+   each of ``WEIGHTS`` (how much a correction counts, Sirius's labels), beside the HG-DAgger default of
+   step 3, to choose act-train's correction defaults from measurements.
 
 Operator steps are the steps a person drives: every step of a plain demo, the /intervention steps of a
 correction episode. The steps the person only watched the policy drive are reported beside them.
@@ -46,6 +49,12 @@ from success import _run, load_values, read_results  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results" / "dagger.jsonl"
 POOL = 60  # scripted demos recorded per task: the start set and the plain runs draw from them
 PROBE_BASE = 3_000_000
+# Step 5's act-train flags, beside the default (HG-DAgger: the person's steps only, weight 1).
+WEIGHTS = {
+    "weights_correction_2": ["--correction-weight", "2"],
+    "weights_correction_0.5": ["--correction-weight", "0.5"],
+    "weights_sirius": ["--policy-weight", "1", "--drop-before-takeover", "15"],
+}
 
 
 def steps_of(folder: Path) -> tuple[int, int, int]:
@@ -103,7 +112,7 @@ class Task:
     def say(self, text: str) -> None:
         print(f"[{time.strftime('%H:%M')}] {self.task}: {text}", flush=True)
 
-    def train_and_evaluate(self, stage: str, data: list[Path], extra: dict) -> dict:
+    def train_and_evaluate(self, stage: str, data: list[Path], extra: dict, train_args=()) -> dict:
         if stage in self.done:
             return self.done[stage]
         run, evaluation = self.work / "runs" / stage, self.work / "evals" / stage
@@ -112,7 +121,7 @@ class Task:
         self.say(f"training {stage} on {', '.join(d.name for d in data)}")
         minutes = _run([sys.executable, "-m", "act.train", "--data", *map(str, data), "--out", str(run),
                         "--steps", str(self.args.steps), "--max-minutes", "4.8", "--threads", "1", "--no-progress",
-                        "--seed", "0"], self.log)
+                        "--seed", "0", *train_args], self.log)
         eval_minutes = _run([sys.executable, "-m", "act.evaluate", "--ckpt", str(run), "--episodes",
                              str(self.args.episodes), "--videos", "0", "--workers", "1", "--out", str(evaluation)],
                             self.log)
@@ -200,17 +209,25 @@ class Task:
         self.train_and_evaluate("plain_equal_steps", [plain], {"kind": "plain", "demos": count})
         twenty = subset(pool, self.work / "demos" / "plain_20", 20)
         self.train_and_evaluate("plain_20", [twenty], {"kind": "plain", "demos": 20})
+        if args.weights and len(data) > 1:
+            last = max(int(stage.split("_")[1]) for stage, row in self.done.items()
+                       if row["kind"] == "dagger" and row.get("corrections"))
+            for stage, flags in WEIGHTS.items():
+                self.train_and_evaluate(stage, data, {"kind": "weights", "round": last, "train_args": flags},
+                                        train_args=flags)
 
 
 def table(rows: list[dict]) -> str:
     out = ["| task | stage | operator steps (watched) | success on 100 unseen spawns |", "|---|---|---|---|"]
-    order = {"round_0": 0, "round_1": 1, "round_2": 2, "round_3": 3, "plain_equal_steps": 8, "plain_20": 9}
+    order = {"round_0": 0, "round_1": 1, "round_2": 2, "round_3": 3, "plain_equal_steps": 8, "plain_20": 9,
+             **{stage: 10 + i for i, stage in enumerate(WEIGHTS)}}
     latest = {}
     for row in rows:
         latest[(row["task"], row["stage"])] = row
     for (task, stage), row in sorted(latest.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 5))):
         low, high = row["success_ci95"]
-        name = stage if row["kind"] == "dagger" else f"{stage} ({row['demos']} demos)"
+        name = {"dagger": stage, "plain": f"{stage} ({row.get('demos')} demos)",
+                "weights": f"round {row.get('round')} data, {' '.join(row.get('train_args', []))}"}[row["kind"]]
         out.append(f"| {task} | {name} | {row['operator_steps']} ({row['watched_steps']}) | "
                    f"{row['successes']}/{row['episodes']} ({low:.0%}-{high:.0%}) |")
     return "\n".join(out)
@@ -228,6 +245,8 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="tasks run side by side")
     parser.add_argument("--results", default=str(RESULTS))
     parser.add_argument("--cache", default=str(ROOT / "benchmarks" / "results" / "cache" / "dagger"))
+    parser.add_argument("--weights", action="store_true",
+                        help="also train the last round's data with each of WEIGHTS (step 5)")
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args(argv)
     if not args.table_only:
