@@ -210,8 +210,7 @@ class Task:
         twenty = subset(pool, self.work / "demos" / "plain_20", 20)
         self.train_and_evaluate("plain_20", [twenty], {"kind": "plain", "demos": 20})
         if args.weights and len(data) > 1:
-            last = max(int(stage.split("_")[1]) for stage, row in self.done.items()
-                       if row["kind"] == "dagger" and row.get("corrections"))
+            last = max(row["round"] for row in self.done.values() if row["kind"] == "dagger" and row.get("corrections"))
             for stage, flags in WEIGHTS.items():
                 self.train_and_evaluate(stage, data, {"kind": "weights", "round": last, "train_args": flags},
                                         train_args=flags)
