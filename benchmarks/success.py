@@ -132,11 +132,14 @@ def _run(command: list[str], log: Path) -> float:
 
 
 VISION = {"cameras": "", "image_size": 96}  # --observations vision: what the demos record and the policy sees
+EXPERT_NOISE = [0.0]  # --expert-noise: teleop record --expert-noise of the scripted demos
 
 
 def image_suffix() -> str:
-    """What tells a vision cell's cached demos and run apart from the state cell of the same slug."""
-    return f"_img{VISION['image_size']}_{VISION['cameras'].replace(',', '+')}" if VISION["cameras"] else ""
+    """What tells a vision cell's (or a noisy expert's) cached demos and run apart from the plain state cell of
+    the same slug."""
+    noise = f"_noise{EXPERT_NOISE[0]:g}" if EXPERT_NOISE[0] else ""
+    return (f"_img{VISION['image_size']}_{VISION['cameras'].replace(',', '+')}" if VISION["cameras"] else "") + noise
 
 
 def record_demos(cell: Cell, cache: Path, log: Path) -> tuple[Path, float]:
@@ -159,6 +162,8 @@ def record_demos(cell: Cell, cache: Path, log: Path) -> tuple[Path, float]:
         command = [sys.executable, "-m", "teleop.cli", "record", "--device", cell.device, "--task", cell.task,
                    "--episodes", str(cell.demos), "--seed", "0", "--spawn", cell.spawn, "--hold-steps", "20",
                    "--out", str(partial), "--quiet"]
+        if EXPERT_NOISE[0]:
+            command += ["--expert-noise", str(EXPERT_NOISE[0])]
     if VISION["cameras"]:
         command += ["--cameras", VISION["cameras"], "--image-size", str(VISION["image_size"])]
     minutes = _run(command, log)
@@ -264,7 +269,7 @@ def run_cell(cell: Cell, args) -> dict:
     choice = checkpoint.get("inference_choice")
     STAGES[cell] = f"evaluating since {time.strftime('%H:%M')} ({steps} steps trained)"
     return {
-        "task": cell.task, "demos": cell.demos, "device": cell.device, "spawn": cell.spawn,
+        "task": cell.task, "demos": cell.demos, "device": cell.device, "spawn": cell.spawn, "expert_noise": EXPERT_NOISE[0],
         "steps_requested": args.steps, "max_minutes": args.max_minutes, "steps": steps,
         "record_minutes": round(record_minutes, 3), "train_minutes": round(train_minutes, 3),
         "load_before_train": load_before, "load_after_train": load_train,
@@ -620,6 +625,8 @@ def main(argv=None) -> int:
                         help="minutes between progress lines while cells run (0: only when a cell ends)")
     parser.add_argument("--expert-results", default=str(RESULTS_DIR / "expert.jsonl"),
                         help="the scripted expert's success per task on the evaluation spawns (run once per task)")
+    parser.add_argument("--expert-noise", type=float, default=0.0,
+                        help="record the scripted demos with teleop record --expert-noise (DART); 0: without")
     parser.add_argument("--no-expert", action="store_true", help="do not run the scripted expert's column")
     parser.add_argument("--table-only", action="store_true", help="print the table and plot; run nothing")
     parser.add_argument("--reevaluate", metavar="RESULTS",
@@ -632,6 +639,10 @@ def main(argv=None) -> int:
         from teleop.env import task_names
 
         args.tasks = task_names()
+    if args.expert_noise:
+        if args.device != "scripted":
+            parser.error("--expert-noise applies to --device scripted")
+        EXPERT_NOISE[0] = args.expert_noise
     if args.observations == "vision":
         VISION.update(cameras=args.cameras, image_size=args.image_size)
     results = Path(args.results or RESULTS_DIR / ("success_vision.jsonl" if VISION["cameras"] else "success.jsonl"))

@@ -90,6 +90,12 @@ class Device:
     def reset(self) -> None:
         """Called at the start of each episode."""
 
+    @property
+    def episode_attrs(self) -> dict:
+        """Settings of this device that every episode it records stores beside its name (e.g. the scripted
+        expert's noise); plain numbers and strings."""
+        return {}
+
     def close(self) -> None:
         """Release the hardware and stop any reader thread."""
 

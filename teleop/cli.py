@@ -31,6 +31,10 @@ def cmd_record(args) -> int:
     out = args.out or _default_out(args.task)
     from teleop.live.cli import record_live, wants_live
 
+    if args.expert_noise and args.device != "scripted":
+        raise ToolkitError(f"--expert-noise applies to --device scripted, not {args.device}: drop the flag")
+    if wants_live(args) and args.expert_noise:
+        raise ToolkitError("--expert-noise records headless: drop --show (or the flag) to watch the expert")
     if wants_live(args):  # a person at a device, or the expert shown with --show: the live window
         return record_live(args, out)
     if args.device in ("scripted", "humanlike"):  # headless experts
@@ -38,6 +42,8 @@ def cmd_record(args) -> int:
         from teleop.collect import record_headless
 
         options = {"seed": args.seed} if args.device == "humanlike" else {}
+        if args.expert_noise:
+            options.update(noise=args.expert_noise, seed=args.seed)
         started = time.perf_counter()
         written = record_headless(
             make_device(args.device, task=args.task, **options), task=args.task, episodes=args.episodes, out=out,
@@ -123,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "or (experiments only) every episode from one spawn")
     rec.add_argument("--cameras", help="comma-separated cameras to record images from, e.g. corner2,gripperPOV")
     rec.add_argument("--image-size", type=int, default=128, help="recorded image side in pixels")
+    rec.add_argument("--expert-noise", type=float, default=0.0,
+                     help="with --device scripted: Gaussian noise of this std added to the expert's translation "
+                          "every step (action units, 1 = 1 cm a step), so the demos show the expert recovering "
+                          "from small errors (DART); 0: the expert's own actions")
     rec.add_argument("--keep-failures", action="store_true", help="keep failed episodes (marked success=False)")
     rec.add_argument("--hold-steps", type=int, default=10, help="steps recorded after the first success")
     rec.add_argument("--max-steps", type=int,

@@ -96,7 +96,7 @@ def record_episode(env: TaskEnv, device: Device, mapper: ActionMapper, buffer: E
     episode = buffer.to_episode(
         spawn_attrs=attrs, success=result.success, device=device.name, operator=operator, session=session,
         extra_attrs={"first_success_step": result.first_success_step or -1, "hostname": socket.gethostname(),
-                     **(extra_attrs or {})})
+                     **getattr(device, "episode_attrs", {}), **(extra_attrs or {})})
     return result, episode
 
 

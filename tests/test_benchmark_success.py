@@ -120,3 +120,24 @@ def test_the_table_puts_the_expert_beside_act_and_the_suite_plot(tmp_path):
     png = tmp_path / "suite.png"
     bench.plot_suite(rows, experts, png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_noisy_expert_demos_are_recorded_with_the_flag_and_cached_apart(tmp_path, monkeypatch):
+    bench = load_module()
+    commands = []
+
+    def fake_run(command, log):
+        commands.append(command)
+        Path(command[command.index("--out") + 1]).mkdir(parents=True)
+        return 0.1
+
+    monkeypatch.setattr(bench, "_run", fake_run)
+    cell = bench.Cell("reach-v3", 20, "scripted", "stratified")
+    plain, _ = bench.record_demos(cell, tmp_path, tmp_path / "log.txt")
+    bench.EXPERT_NOISE[0] = 0.15  # a fresh module per test: nothing to undo
+    noisy, _ = bench.record_demos(cell, tmp_path, tmp_path / "log.txt")
+    assert plain.name == "reach-v3_scripted_stratified_20" and noisy.name == plain.name + "_noise0.15"
+    assert "--expert-noise" not in commands[0]
+    assert commands[1][commands[1].index("--expert-noise") + 1] == "0.15"
+    assert bench.record_demos(cell, tmp_path, tmp_path / "log.txt") == (noisy, 0.0)  # cached: not recorded again
+    assert len(commands) == 2
