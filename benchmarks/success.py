@@ -514,9 +514,11 @@ def plot_suite(rows: list[dict], experts: dict[str, dict], path: Path) -> None:
     ys = np.arange(len(tasks))
     ax.barh(ys, [100 * experts[t]["success_rate"] if t in experts else 0 for t in tasks], height=height,
             color="0.7", label="scripted expert")
+    noises = sorted({float(r.get("expert_noise") or 0) for r in rows})
+    noise = f" (expert noise {', '.join(f'{n:g}' for n in noises)})" if any(noises) else ""
     for i, d in enumerate(demos):
         ax.barh(ys + (i + 1) * height, [100 * latest[(t, d)]["success_rate"] if (t, d) in latest else 0
-                                         for t in tasks], height=height, color=f"C{i}", label=f"ACT, {d} demos")
+                                         for t in tasks], height=height, color=f"C{i}", label=f"ACT, {d} demos{noise}")
     ax.set_yticks(ys + height * len(demos) / 2)
     ax.set_yticklabels(tasks, fontsize=7)
     ax.axvline(90, color="k", lw=0.6, ls="--")

@@ -49,6 +49,17 @@ def drive(env, spawn, device, steps=STEPS, *, reset=True):
     return np.array(translations), np.array(grippers, dtype=float), np.array(observations)
 
 
+def expert_actions(observations) -> np.ndarray:
+    """The exact expert's action at each of ``observations``, shape (T, 4)."""
+    expert = ScriptedExpert(TASK)
+    expert.connect()
+    reference = []
+    for obs in observations:
+        expert.observe(obs)
+        reference.append(expert.expert_action())
+    return np.array(reference)
+
+
 def test_same_seed_and_episode_give_identical_commands(env, spawn):
     a = drive(env, spawn, HumanlikeExpert(TASK, seed=7))
     b = drive(env, spawn, HumanlikeExpert(TASK, seed=7))
@@ -78,13 +89,7 @@ def test_other_seed_differs(env, spawn):
 
 def test_differs_from_the_expert_on_the_same_observations(env, spawn):
     translations, _, observations = drive(env, spawn, HumanlikeExpert(TASK, seed=0))
-    expert = ScriptedExpert(TASK)
-    expert.connect()
-    reference = []
-    for obs in observations:
-        expert.observe(obs)
-        reference.append(expert.expert_action())
-    reference = np.array(reference)
+    reference = expert_actions(observations)
     differs = np.abs(translations - reference[:, :3]).max(axis=1) > 1e-3
     assert differs.mean() > 0.9, f"only {differs.mean():.0%} of the ticks were perturbed"
     # the noise is temporally correlated (OU), not white: consecutive deviations are alike

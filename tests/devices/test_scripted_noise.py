@@ -5,7 +5,7 @@ recordings still replay exactly."""
 import numpy as np
 import pytest
 from cli_helpers import run_cli
-from test_humanlike import TASK, drive, env, spawn  # noqa: F401  (module fixtures)
+from test_humanlike import TASK, drive, env, expert_actions, spawn  # noqa: F401  (module fixtures)
 
 from devices.base import DeviceError
 from devices.scripted import ScriptedExpert
@@ -33,13 +33,7 @@ def test_noise_is_reproducible_per_seed_and_episode(env, spawn):  # noqa: F811
 
 def test_noise_perturbs_the_translation_only_and_is_centred_on_the_expert(env, spawn):  # noqa: F811
     translations, grippers, observations = drive(env, spawn, ScriptedExpert(TASK, noise=0.3, seed=0))
-    expert = ScriptedExpert(TASK)
-    expert.connect()
-    reference = []
-    for obs in observations:
-        expert.observe(obs)
-        reference.append(expert.expert_action())
-    reference = np.array(reference)
+    reference = expert_actions(observations)
     np.testing.assert_array_equal(grippers, reference[:, 3])
     free = np.abs(reference[:, :3]) < 0.5  # far from the clip, the noise is plain Gaussian
     deviation = (translations - reference[:, :3])[free]
