@@ -2,9 +2,11 @@
 episode), zero-mean around the expert's own action, gripper untouched, stored in every episode, and the
 recordings still replay exactly."""
 
+import importlib.util
+
 import numpy as np
 import pytest
-from cli_helpers import run_cli
+from cli_helpers import ROOT, run_cli
 from test_humanlike import TASK, drive, env, expert_actions, spawn  # noqa: F401  (module fixtures)
 
 from devices.base import DeviceError
@@ -59,6 +61,19 @@ def test_record_with_noise_stores_it_and_replays_exactly(tmp_path):
     rep = run_cli("teleop.cli", "replay", "--verify", str(out))
     assert rep.returncode == 0, rep.stdout + rep.stderr
     assert "2 of 2 episodes replay exactly" in rep.stdout
+    # benchmarks/expert_labels.py: the same states labelled with the exact expert's actions (DART's labels)
+    spec = importlib.util.spec_from_file_location("expert_labels", ROOT / "benchmarks" / "expert_labels.py")
+    labels = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(labels)
+    assert labels.relabel(out, tmp_path / "clean") > 0.05
+    clean = [read_episode(p) for p in episode_files(tmp_path / "clean")]
+    expert = ScriptedExpert("reach-v3")
+    expert.connect()
+    for noisy, relabelled in zip(episodes, clean):
+        np.testing.assert_array_equal(noisy.state, relabelled.state)
+        for state, action in zip(relabelled.state, relabelled.action):
+            expert.observe(state)
+            np.testing.assert_allclose(action, expert.expert_action(), atol=1e-6)
     bad = run_cli("teleop.cli", "record", "--device", "scripted", "--task", "reach-v3", "--episodes", "1",
                   "--expert-noise", "-1", "--out", str(tmp_path / "bad"), "--quiet")
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "expert noise" in bad.stderr
