@@ -9,8 +9,8 @@ translation every tick, drawn from a generator re-seeded in ``reset()`` from ``(
 recording is reproduced exactly. The expert is closed-loop, so the ticks after a push off its path steer
 back: the demos show recoveries from the small errors a trained policy makes, which an exact expert never
 does (DART, Laskey et al. 2017). What is recorded is the action executed, noise included, so replay stays
-exact; zero-mean noise leaves the median of the labels, what ACT's L1 loss learns, at the expert's action
-(clipping to [-1, 1] is monotone and keeps the median). The gripper is never perturbed.
+exact; zero-mean noise leaves the median of the labels, what ACT's L1 loss learns given enough of them, at
+the expert's action (clipping to [-1, 1] is monotone and keeps the median). The gripper is never perturbed.
 Measured on the 50 tasks it moves ACT's success per task both ways and leaves the total where it was,
 and the gains go with the noisy labels rather than the states (BENCHMARKS.md, "Demos with noise"): an
 experiment, off by default.
