@@ -135,7 +135,7 @@ VISION = {"cameras": "", "image_size": 96}  # --observations vision: what the de
 EXPERT_NOISE = [0.0]  # --expert-noise: teleop record --expert-noise of the scripted demos
 
 
-def image_suffix() -> str:
+def data_suffix() -> str:
     """What tells a vision cell's (or a noisy expert's) cached demos and run apart from the plain state cell of
     the same slug."""
     noise = f"_noise{EXPERT_NOISE[0]:g}" if EXPERT_NOISE[0] else ""
@@ -144,7 +144,7 @@ def image_suffix() -> str:
 
 def record_demos(cell: Cell, cache: Path, log: Path) -> tuple[Path, float]:
     """The cell's demonstrations, recorded once into ``cache`` (complete folders only)."""
-    final = cache / "demos" / (cell.slug + image_suffix())
+    final = cache / "demos" / (cell.slug + data_suffix())
     if final.exists():
         return final, 0.0
     partial = final.with_name(final.name + ".partial")
@@ -239,7 +239,7 @@ def run_cell(cell: Cell, args) -> dict:
     STAGES[cell] = "recording"
     cache = Path(args.cache)
     extra = "".join(c if c.isalnum() or c in ".-" else "_" for c in args.train_args.strip())
-    work = cache / "runs" / (cell.slug + image_suffix() + (f"_{extra}" if extra else ""))
+    work = cache / "runs" / (cell.slug + data_suffix() + (f"_{extra}" if extra else ""))
     shutil.rmtree(work, ignore_errors=True)  # a half-trained run would make the train minutes meaningless
     work.mkdir(parents=True)
     log = work / "log.txt"
@@ -269,7 +269,8 @@ def run_cell(cell: Cell, args) -> dict:
     choice = checkpoint.get("inference_choice")
     STAGES[cell] = f"evaluating since {time.strftime('%H:%M')} ({steps} steps trained)"
     return {
-        "task": cell.task, "demos": cell.demos, "device": cell.device, "spawn": cell.spawn, "expert_noise": EXPERT_NOISE[0],
+        "task": cell.task, "demos": cell.demos, "device": cell.device, "spawn": cell.spawn,
+        "expert_noise": EXPERT_NOISE[0],
         "steps_requested": args.steps, "max_minutes": args.max_minutes, "steps": steps,
         "record_minutes": round(record_minutes, 3), "train_minutes": round(train_minutes, 3),
         "load_before_train": load_before, "load_after_train": load_train,

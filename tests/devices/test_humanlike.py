@@ -49,9 +49,9 @@ def drive(env, spawn, device, steps=STEPS, *, reset=True):
     return np.array(translations), np.array(grippers, dtype=float), np.array(observations)
 
 
-def expert_actions(observations) -> np.ndarray:
+def expert_actions(observations, task: str = TASK) -> np.ndarray:
     """The exact expert's action at each of ``observations``, shape (T, 4)."""
-    expert = ScriptedExpert(TASK)
+    expert = ScriptedExpert(task)
     expert.connect()
     reference = []
     for obs in observations:
