@@ -52,7 +52,9 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections import defaultdict
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,17 +78,19 @@ class Cell:
     demos: int
     device: str
     spawn: str
+    seed: int = 0  # act-train --seed: the cells of one task and demo count share their demos
 
     @property
     def key(self) -> tuple:
-        return (self.task, self.demos, self.device, self.spawn)
+        return (self.task, self.demos, self.device, self.spawn, self.seed)
 
     @property
     def slug(self) -> str:
+        """Names the cell's demos (every training seed's); its run adds ``_seed<n>`` past seed 0."""
         return f"{self.task}_{self.device}_{self.spawn}_{self.demos}"
 
     def __str__(self) -> str:
-        return f"{self.task} x{self.demos} {self.device}/{self.spawn}"
+        return f"{self.task} x{self.demos} {self.device}/{self.spawn}" + (f" seed {self.seed}" if self.seed else "")
 
 
 def load_text() -> str:
@@ -113,7 +117,7 @@ def read_results(path: Path) -> list[dict]:
 
 
 def row_key(row: dict) -> tuple:
-    return (row["task"], int(row["demos"]), row["device"], row["spawn"])
+    return (row["task"], int(row["demos"]), row["device"], row["spawn"], int(row.get("seed", 0)))
 
 
 def _run(command: list[str], log: Path) -> float:
@@ -142,9 +146,17 @@ def data_suffix() -> str:
     return (f"_img{VISION['image_size']}_{VISION['cameras'].replace(',', '+')}" if VISION["cameras"] else "") + noise
 
 
+DEMO_LOCKS: dict[Path, threading.Lock] = defaultdict(threading.Lock)  # two seeds of a cell share its demos
+
+
 def record_demos(cell: Cell, cache: Path, log: Path) -> tuple[Path, float]:
     """The cell's demonstrations, recorded once into ``cache`` (complete folders only)."""
     final = cache / "demos" / (cell.slug + data_suffix())
+    with DEMO_LOCKS[final]:
+        return _record_demos(cell, final, log)
+
+
+def _record_demos(cell: Cell, final: Path, log: Path) -> tuple[Path, float]:
     if final.exists():
         return final, 0.0
     partial = final.with_name(final.name + ".partial")
@@ -239,7 +251,8 @@ def run_cell(cell: Cell, args) -> dict:
     STAGES[cell] = "recording"
     cache = Path(args.cache)
     extra = "".join(c if c.isalnum() or c in ".-" else "_" for c in args.train_args.strip())
-    work = cache / "runs" / (cell.slug + data_suffix() + (f"_{extra}" if extra else ""))
+    work = cache / "runs" / (cell.slug + data_suffix() + (f"_{extra}" if extra else "")
+                             + (f"_seed{cell.seed}" if cell.seed else ""))
     shutil.rmtree(work, ignore_errors=True)  # a half-trained run would make the train minutes meaningless
     work.mkdir(parents=True)
     log = work / "log.txt"
@@ -247,7 +260,7 @@ def run_cell(cell: Cell, args) -> dict:
 
     train = [sys.executable, "-m", "act.train", "--data", str(data), "--out", str(work / "run"),
              "--steps", str(args.steps), "--max-minutes", str(args.max_minutes), "--threads", "1",
-             "--no-progress", "--seed", "0"]
+             "--no-progress", "--seed", str(cell.seed)]
     if cell.spawn == "fixed":
         train.append("--allow-single-spawn")
     if VISION["cameras"]:
@@ -269,7 +282,7 @@ def run_cell(cell: Cell, args) -> dict:
     choice = checkpoint.get("inference_choice")
     STAGES[cell] = f"evaluating since {time.strftime('%H:%M')} ({steps} steps trained)"
     return {
-        "task": cell.task, "demos": cell.demos, "device": cell.device, "spawn": cell.spawn,
+        "task": cell.task, "demos": cell.demos, "device": cell.device, "spawn": cell.spawn, "seed": cell.seed,
         "expert_noise": EXPERT_NOISE[0],
         "steps_requested": args.steps, "max_minutes": args.max_minutes, "steps": steps,
         "record_minutes": round(record_minutes, 3), "train_minutes": round(train_minutes, 3),
@@ -409,9 +422,37 @@ JOBS = [1]  # --jobs of the current run (read by _eta)
 
 
 def _cell_text(row: dict) -> str:
-    low, high = row["success_ci95"]
     capped = "" if row["steps"] >= row["steps_requested"] else f", {row['steps']} steps"
+    if len(row.get("seed_rates", ())) > 1:  # several training seeds: their mean, then each
+        each = "/".join(f"{100 * rate:.0f}" for rate in row["seed_rates"])
+        return f"{row['success_rate']:.0%} (seeds {each}) · {row['train_minutes']:.1f} min{capped}"
+    low, high = row["success_ci95"]
     return (f"{row['success_rate']:.0%} ({low:.0%}-{high:.0%}) · {row['train_minutes']:.1f} min{capped}")
+
+
+def merge_seeds(rows: list[dict]) -> list[dict]:
+    """One row per cell of any training seed count: a rerun's last line per seed, then with several seeds
+    their mean success (``seed_rates`` keeps each, in seed order; ``success_ci95`` becomes their range, what
+    the plot's bars show), mean minutes and the fewest steps."""
+    latest: dict[tuple, dict] = {}
+    for row in rows:
+        latest[row_key(row)] = row
+    cells: dict[tuple, list[dict]] = defaultdict(list)
+    for key, row in sorted(latest.items(), key=lambda item: item[0][-1]):
+        cells[key[:-1]].append(row)
+    merged = []
+    for runs in cells.values():
+        if len(runs) == 1:
+            merged.append(runs[0])
+            continue
+        rates = [r["success_rate"] for r in runs]
+        merged.append({**runs[0], "seed": [int(r.get("seed", 0)) for r in runs], "seed_rates": rates,
+                       "success_rate": sum(rates) / len(rates), "success_ci95": [min(rates), max(rates)],
+                       "successes": sum(r["successes"] for r in runs),
+                       "episodes": sum(r["episodes"] for r in runs),
+                       "train_minutes": sum(r["train_minutes"] for r in runs) / len(runs),
+                       "steps": min(r["steps"] for r in runs)})
+    return merged
 
 
 def _inference_text(inference: dict | None) -> str:
@@ -566,7 +607,9 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_ylim(-3, 103)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the points stay visible
-    ax.set_title("ACT (default config) success vs demonstrations, 95% Wilson CI")
+    several = any(len(r.get("seed_rates", ())) > 1 for r in rows)
+    ax.set_title("ACT (default config) success vs demonstrations, 95% Wilson CI"
+                 + (" (several training seeds: their mean and range)" if several else ""))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -574,7 +617,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def report(results: Path, png: Path, expert_path: Path | None = None) -> None:
-    rows = read_results(results)
+    rows = merge_seeds(read_results(results))
     if not rows:
         print(f"no results in {results} yet")
         return
@@ -600,6 +643,9 @@ def main(argv=None) -> int:
     parser.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS),
                         help="MetaWorld v3 tasks; 'all' for all 50 (default: the seven benchmark tasks)")
     parser.add_argument("--demos", nargs="+", type=int, default=list(DEFAULT_DEMOS), help="demo counts")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0],
+                        help="act-train --seed of each cell's runs, on the same demos; with several the tables show "
+                             "their mean and each (one run moves by up to tens of points with its seed)")
     parser.add_argument("--device", choices=("scripted", "humanlike", "operator"), default="scripted",
                         help="who records the demos: the scripted expert, its human-like perturbation, or the "
                              "simulated person at the keyboard window (benchmarks/operator_model.py)")
@@ -638,6 +684,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.steps < 1 or args.episodes < 1 or any(d < 1 for d in args.demos):
         parser.error("--jobs, --steps, --episodes and --demos must be at least 1")
+    if any(seed < 0 for seed in args.seeds) or len(set(args.seeds)) < len(args.seeds):
+        parser.error("--seeds: distinct numbers >= 0")
     if args.tasks == ["all"]:
         from teleop.env import task_names
 
@@ -653,7 +701,8 @@ def main(argv=None) -> int:
     if not args.table_only:
         # A column at a time (every task at the first --demos count, then the next), so a run cut short
         # still holds whole columns.
-        cells = [Cell(task, demos, args.device, args.spawn) for demos in args.demos for task in args.tasks]
+        cells = [Cell(task, demos, args.device, args.spawn, seed)
+                 for demos in args.demos for task in args.tasks for seed in args.seeds]
         if args.reevaluate:
             source = Path(args.reevaluate)
             if source.resolve() == results.resolve():

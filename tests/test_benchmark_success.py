@@ -40,7 +40,7 @@ def test_resume_runs_only_missing_cells_and_appends_them(tmp_path, monkeypatch):
     cells = [bench.Cell("pick-place-v3", d, "scripted", "stratified") for d in (10, 20)]
     args = types.SimpleNamespace(jobs=2, heartbeat=0)
     bench.run_grid(cells, args, results)
-    assert ran == [("pick-place-v3", 20, "scripted", "stratified")]
+    assert ran == [("pick-place-v3", 20, "scripted", "stratified", 0)]
     lines = [json.loads(line) for line in results.read_text().splitlines()]
     assert [(r["demos"], r["successes"]) for r in lines] == [(10, 97), (20, 50)]
     bench.run_grid(cells, args, results)  # everything done: nothing runs
@@ -141,3 +141,49 @@ def test_noisy_expert_demos_are_recorded_with_the_flag_and_cached_apart(tmp_path
     assert commands[1][commands[1].index("--expert-noise") + 1] == "0.15"
     assert bench.record_demos(cell, tmp_path, tmp_path / "log.txt") == (noisy, 0.0)  # cached: not recorded again
     assert len(commands) == 2
+
+
+def test_training_seeds_share_their_demos_and_the_table_shows_each(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    bench = load_module()
+    recorded = []
+
+    def slow_record(command, log):  # two seeds of one cell asking at once must not both record
+        recorded.append(command)
+        time.sleep(0.2)
+        Path(command[command.index("--out") + 1]).mkdir(parents=True)
+        return 0.1
+
+    monkeypatch.setattr(bench, "_run", slow_record)
+    cells = [bench.Cell("reach-v3", 20, "scripted", "stratified", seed) for seed in (0, 1)]
+    found = []
+    threads = [threading.Thread(target=lambda c=c: found.append(bench.record_demos(c, tmp_path, tmp_path / "l")))
+               for c in cells]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(recorded) == 1
+    assert {path for path, _ in found} == {tmp_path / "demos" / "reach-v3_scripted_stratified_20"}
+    assert str(cells[1]) == "reach-v3 x20 scripted/stratified seed 1" and cells[0].key != cells[1].key
+
+    # A rerun skips the seeds already in the results; the table shows the mean and each seed.
+    results = tmp_path / "success.jsonl"
+    results.write_text(json.dumps(row("reach-v3", 20, 85)) + "\n")  # a row written before rows had a seed
+    monkeypatch.setattr(bench, "run_cell", lambda cell, args: {**row(cell.task, cell.demos, 71 if cell.seed == 1
+                                                                     else 48), "seed": cell.seed})
+    seeds = [bench.Cell("reach-v3", 20, "scripted", "stratified", seed) for seed in (0, 1, 2)]
+    bench.run_grid(seeds, types.SimpleNamespace(jobs=2, heartbeat=0), results)
+    rows = bench.read_results(results)
+    assert sorted(r.get("seed", 0) for r in rows) == [0, 1, 2]
+    merged = bench.merge_seeds(rows)
+    assert len(merged) == 1 and merged[0]["seed_rates"] == [0.85, 0.71, 0.48]
+    assert merged[0]["success_ci95"] == [0.48, 0.85]
+    line = next(x for x in bench.table(merged).splitlines() if x.startswith("| reach-v3"))
+    assert "68% (seeds 85/71/48) · 11.5 min" in line
+    assert bench.merge_seeds([row("push-v3", 10, 80)]) == [row("push-v3", 10, 80)]  # one seed: the row itself
+    png = tmp_path / "success.png"
+    bench.plot(merged, png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
