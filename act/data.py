@@ -70,6 +70,10 @@ class StateSpec:
     """Append hand->object, object->goal and hand->goal vectors (9 floats, from MetaWorld's current-frame
     hand 0:3, first object 4:7 and goal 36:39): what the expert's actions are proportional to, so the
     network need not learn a subtraction from a handful of spawns."""
+    fine: float = 0.0
+    """With ``relative``, also append tanh(v / fine) of those 9 floats (metres; 0: not): the same vectors at
+    the centimetre scale where a grasp or a reach is decided, which a network fed vectors normalized by
+    their spread over the whole workspace resolves coarsely."""
 
     @classmethod
     def vision(cls) -> "StateSpec":
@@ -85,10 +89,11 @@ class StateSpec:
         return self.relative or bool(object_columns & set(self.columns().tolist()))
 
     @classmethod
-    def parse(cls, text: str, *, qpos: bool = False, relative: bool = False) -> "StateSpec":
+    def parse(cls, text: str, *, qpos: bool = False, relative: bool = False, fine: float = 0.0) -> "StateSpec":
         """'' -> all 39 floats; '0:7,36:39' -> those half-open column ranges, in that order."""
+        fine = fine if relative else 0.0
         if not text.strip():
-            return cls(qpos=qpos, relative=relative)
+            return cls(qpos=qpos, relative=relative, fine=fine)
         slices = []
         for part in text.split(","):
             try:
@@ -99,7 +104,7 @@ class StateSpec:
             if not 0 <= start < stop <= 39:
                 raise DataError(f"--state-slices range {part!r} must satisfy 0 <= START < STOP <= 39")
             slices.append((start, stop))
-        return cls(slices=tuple(slices), qpos=qpos, relative=relative)
+        return cls(slices=tuple(slices), qpos=qpos, relative=relative, fine=fine)
 
     def columns(self) -> np.ndarray:
         return np.concatenate([np.arange(a, b) for a, b in self.slices])
@@ -109,7 +114,10 @@ class StateSpec:
         parts = [obs[..., self.columns()]]
         if self.relative:
             hand, obj, goal = obs[..., HAND], obs[..., OBJECT], obs[..., GOAL]
-            parts += [obj - hand, goal - obj, goal - hand]
+            vectors = [obj - hand, goal - obj, goal - hand]
+            parts += vectors
+            if self.fine:
+                parts += [np.tanh(v / self.fine) for v in vectors]
         if self.qpos:
             if qpos is None:
                 raise ValueError("this policy sees the robot's joint positions (--qpos or --observations "
@@ -118,12 +126,14 @@ class StateSpec:
         return np.concatenate(parts, axis=-1).astype(np.float32)
 
     def to_dict(self) -> dict:
-        return {"slices": [list(s) for s in self.slices], "qpos": self.qpos, "relative": self.relative}
+        return {"slices": [list(s) for s in self.slices], "qpos": self.qpos, "relative": self.relative,
+                "fine": self.fine}
 
     @classmethod
     def from_dict(cls, data: dict) -> "StateSpec":
         return cls(slices=tuple(tuple(int(v) for v in s) for s in data["slices"]),
-                   qpos=bool(data["qpos"]), relative=bool(data.get("relative", False)))
+                   qpos=bool(data["qpos"]), relative=bool(data.get("relative", False)),
+                   fine=float(data.get("fine", 0.0)))
 
 
 # --------------------------------------------------------------------------------------------

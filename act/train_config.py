@@ -24,8 +24,8 @@ RESUMABLE_CHANGES = ("steps", "resume", "device", "threads", "workers", "progres
                      "backbone_weights")
 # What a checkpoint written before a TrainConfig field existed was trained with.
 LEGACY_TRAIN_ARGS = {"lr_schedule": "constant", "warmup_steps": 0, "state_noise": 0.0, "relative": False,
-                     "drop_idle": False, "ema": 0.0, "correction_weight": 1.0, "drop_before_takeover": 0,
-                     "policy_weight": 0.0, "observations": "state", "image_shift": 0,
+                     "fine_relative": 0.0, "drop_idle": False, "ema": 0.0, "correction_weight": 1.0,
+                     "drop_before_takeover": 0, "policy_weight": 0.0, "observations": "state", "image_shift": 0,
                      "backbone_weights": ""}
 LR_SCHEDULES = ("constant", "cosine")
 # Model flags whose default depends on other flags (resolve_model_flags), with what the help says of it.
@@ -97,6 +97,9 @@ class TrainConfig:
     relative: bool = True
     """Append hand->object, object->goal and hand->goal vectors (9 floats) to the state (measured: reach-v3
     at 20 demos 79% -> 96%, pick-place-v3 at 10 demos 80% -> 86%; BENCHMARKS.md, "ACT recipe")."""
+    fine_relative: float = 0.0
+    """With --relative: also append tanh(v / M) of those 9 floats, M in metres (0: not), the vectors at the
+    centimetre scale where a grasp or a reach is decided."""
     val_fraction: float = 0.1
     """Fraction of the episodes held out for the validation loss (split by episode, seeded)."""
     val_every: int = 100
@@ -206,6 +209,8 @@ class TrainConfig:
                 raise ToolkitError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 0")
         if not 0 <= self.ema < 1:
             raise ToolkitError(f"--ema {self.ema}: must be >= 0 and below 1 (e.g. 0.995; 0: off)")
+        if not (math.isfinite(self.fine_relative) and self.fine_relative >= 0):
+            raise ToolkitError(f"--fine-relative {self.fine_relative}: must be a finite number of metres >= 0 (0: off)")
         if not (math.isfinite(self.state_noise) and self.state_noise >= 0):
             raise ToolkitError(f"--state-noise {self.state_noise}: must be a finite number >= 0")
         if self.drop_before_takeover < 0:

@@ -68,7 +68,8 @@ def load_training_data(train: TrainConfig, dist: Distributed) -> TrainingData:
     if train.observations == "vision":
         spec = StateSpec.vision()
     else:
-        spec = StateSpec.parse(train.state_slices, qpos=train.qpos, relative=train.relative)
+        spec = StateSpec.parse(train.state_slices, qpos=train.qpos, relative=train.relative,
+                               fine=train.fine_relative)
     dataset = load_dataset(train.data, spec=spec, cameras=train.camera_names, strict=train.strict,
                            drop_idle=train.drop_idle)
     if train.drop_idle is not False and dataset.idle_dropped and dist.master:

@@ -90,6 +90,20 @@ def test_relative_vectors_follow_the_state(pick_place_demos):
     assert StateSpec.from_dict(old) == StateSpec()
 
 
+def test_fine_vectors_resolve_the_last_centimetres(pick_place_demos):
+    spec = StateSpec.parse("", relative=True, fine=0.02)
+    episode = load_dataset(pick_place_demos, spec=spec).episodes[0]
+    coarse = load_dataset(pick_place_demos, spec=StateSpec.parse("", relative=True)).episodes[0]
+    assert episode.state.shape[1] == 39 + 9 + 9
+    np.testing.assert_array_equal(episode.state[:, :48], coarse.state)
+    np.testing.assert_allclose(episode.state[:, 48:], np.tanh(coarse.state[:, 39:] / 0.02), atol=1e-6)
+    # 1 cm from the target reads 0.46, 2 cm 0.76: the last centimetres span most of the range.
+    assert np.tanh(0.01 / 0.02) == pytest.approx(0.462, abs=1e-3)
+    assert StateSpec.from_dict(spec.to_dict()) == spec
+    assert StateSpec.from_dict({"slices": [[0, 39]], "qpos": False, "relative": True}).fine == 0.0
+    assert StateSpec.parse("", relative=False, fine=0.02).fine == 0.0  # nothing to refine without the vectors
+
+
 def test_idle_steps_are_pauses_not_grasps():
     from act.data import idle_steps
 
