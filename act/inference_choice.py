@@ -65,6 +65,24 @@ def summary_line(choice: dict) -> str:
             f" -> {describe(choice['chosen'])}")
 
 
+WEAK_SHARE = 0.2
+"""Below this share of held-out successes with every inference, act-train warns that the run failed."""
+
+
+def weak_run_warning(choice: dict) -> str | None:
+    """A warning when the best inference succeeds on fewer than WEAK_SHARE of the held-out spawns, else None.
+
+    Such a run can be a bad draw of the training seed rather than a verdict on the demos: stick-pull-v3 at
+    20 demos scored 0 of 50 here (and 0 of 100 in act-eval) with one seed where two other seeds of the same
+    recipe on the same demos scored 92% and 90% (BENCHMARKS.md, "One run per cell is not enough")."""
+    best = max(c["successes"] for c in choice["candidates"])
+    if best >= WEAK_SHARE * choice["episodes"]:
+        return None
+    return (f"the trained policy succeeded on only {best} of {choice['episodes']} held-out spawns with either "
+            f"inference: train again with another --seed (one seed can fail where others of the same data "
+            f"succeed), and if it stays low, record more demos or check them with `teleop inspect`")
+
+
 def store_choice(path: Path, choice: dict) -> None:
     """Write the chosen inference into the checkpoint file at `path` (atomically)."""
     from act.checkpoint import load_checkpoint, save_checkpoint

@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -250,7 +251,7 @@ class TrainingLoop:
         """Store in the checkpoint act-eval opens the inference that succeeds more often on held-out
         spawns (act/inference_choice.py)."""
         from act.checkpoint import open_checkpoint
-        from act.inference_choice import choose_inference, store_choice, summary_line
+        from act.inference_choice import choose_inference, store_choice, summary_line, weak_run_warning
 
         dataset, train = self.data.dataset, self.train
         path, checkpoint = open_checkpoint(self.out)
@@ -262,6 +263,9 @@ class TrainingLoop:
         store_choice(path, choice)
         self.metrics["inference_choice"] = choice
         print(f"{summary_line(choice)} (stored in {path.name})", flush=True)
+        weak = weak_run_warning(choice)
+        if weak:
+            warnings.warn(weak, stacklevel=2)
 
     # ---- helpers ---------------------------------------------------------------------------
     def save(self, path: Path, step: int) -> None:

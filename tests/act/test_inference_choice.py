@@ -59,6 +59,18 @@ def test_the_candidate_with_more_successes_is_chosen_on_shared_held_out_spawns(s
     assert _choose(ENSEMBLE)["chosen"] == CHUNKS
 
 
+def test_a_run_that_fails_on_held_out_spawns_is_named(scored):
+    from act.inference_choice import weak_run_warning
+
+    _, wins = scored
+    wins.update(chunks=0, ensemble=1)  # 1 of 6: under a fifth with either inference
+    message = weak_run_warning(_choose(CHUNKS))
+    assert message.startswith("the trained policy succeeded on only 1 of 6 held-out spawns")
+    assert "--seed" in message and "\n" not in message
+    wins.update(chunks=2, ensemble=0)  # 2 of 6 with one of them: no warning
+    assert weak_run_warning(_choose(CHUNKS)) is None
+
+
 def test_a_tie_keeps_the_default(scored):
     _, wins = scored
     wins.update(chunks=4, ensemble=4)
