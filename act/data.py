@@ -126,8 +126,8 @@ class StateSpec:
         return np.concatenate(parts, axis=-1).astype(np.float32)
 
     def to_dict(self) -> dict:
-        return {"slices": [list(s) for s in self.slices], "qpos": self.qpos, "relative": self.relative,
-                "fine": self.fine}
+        spec = {"slices": [list(s) for s in self.slices], "qpos": self.qpos, "relative": self.relative}
+        return {**spec, "fine": self.fine} if self.fine else spec  # without it: what older versions wrote
 
     @classmethod
     def from_dict(cls, data: dict) -> "StateSpec":
