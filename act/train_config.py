@@ -211,6 +211,9 @@ class TrainConfig:
             raise ToolkitError(f"--ema {self.ema}: must be >= 0 and below 1 (e.g. 0.995; 0: off)")
         if not (math.isfinite(self.fine_relative) and self.fine_relative >= 0):
             raise ToolkitError(f"--fine-relative {self.fine_relative}: must be a finite number of metres >= 0 (0: off)")
+        if self.fine_relative and (not self.relative or self.observations == "vision"):
+            raise ToolkitError("--fine-relative refines the relative vectors, which only --relative (the default) "
+                               "with --observations state feeds the policy; drop one of them")
         if not (math.isfinite(self.state_noise) and self.state_noise >= 0):
             raise ToolkitError(f"--state-noise {self.state_noise}: must be a finite number >= 0")
         if self.drop_before_takeover < 0:

@@ -309,7 +309,8 @@ def test_bad_model_flags_are_one_line_errors(pick_place_demos, tmp_path):
     result = train("--data", str(pick_place_demos), "--out", str(tmp_path / "r"), "--n-heads", "3")
     assert_one_line_error(result, "n_heads")
     for flags, named in ((["--lr-schedule", "linear"], "--lr-schedule"), (["--warmup-steps", "5000"], "--warmup-steps"),
-                         (["--state-noise", "-1"], "--state-noise"), (["--fine-relative", "nan"], "--fine-relative")):
+                         (["--state-noise", "-1"], "--state-noise"), (["--fine-relative", "nan"], "--fine-relative"),
+                         (["--fine-relative", "0.02", "--no-relative"], "--fine-relative")):
         assert_one_line_error(train("--data", str(pick_place_demos), "--out", str(tmp_path / "r"), *flags), named)
 
 
