@@ -33,9 +33,6 @@ AUTO_MODEL_FLAGS = {
     "lr": "6e-4 for a state policy (3000 steps at 3e-4 left it short of converged: reach-wall-v3 69 -> 80 of 100, "
           "basketball-v3 71 -> 85 at 20 demos; BENCHMARKS.md, \"Learning rate\"), 3e-4 with cameras (the camera "
           "recipe's).",
-    "dropout": "0 for a state policy (a scripted expert's labels are a function of the state, and dropout left "
-               "the network short of fitting them: 20-demo cells of basketball-v3, bin-picking-v3 and shelf-place-v3 "
-               "from 85 to 92-98 of 100; BENCHMARKS.md, \"Dropout\"), 0.1 with cameras (the camera recipe's).",
     "backbone": "small with --device cpu (a training step ~4x faster than resnet18 on a CPU; BENCHMARKS.md, \"Policies "
                 "that see\"), resnet18 with --device cuda (ACT's encoder, the one ImageNet weights fit).",
     "lr_backbone": "--lr for a backbone trained from scratch; 1e-5 (ACT's, for a pretrained ResNet) with "
@@ -43,7 +40,6 @@ AUTO_MODEL_FLAGS = {
 }
 PRETRAINED_LR_BACKBONE = 1e-5
 STATE_LR = 6e-4
-STATE_DROPOUT = 0.0
 FINAL_LR_FRACTION = 0.1  # where the cosine schedule ends, as a fraction of --lr
 VAL_SAMPLES = 2048  # a fixed, evenly spread subset keeps validation cheap and deterministic
 
@@ -174,7 +170,7 @@ class TrainConfig:
     def resolve_model_flags(self, model_flags: dict, saved: dict | None = None) -> dict:
         """``model_flags`` with the AUTO_MODEL_FLAGS left unset (None or absent) decided: from ``saved`` (the
         config of the run being resumed) when given, else from this run's cameras, device and weights. A
-        state-only policy has no backbone: of these it decides only --lr and --dropout."""
+        state-only policy has no backbone: of these it decides only --lr."""
         flags = dict(model_flags)
         for name in AUTO_MODEL_FLAGS:
             if flags.get(name) is None:
@@ -184,7 +180,6 @@ class TrainConfig:
         from act.config import ACTConfig
 
         flags.setdefault("lr", ACTConfig.lr if self.camera_names else STATE_LR)
-        flags.setdefault("dropout", ACTConfig.dropout if self.camera_names else STATE_DROPOUT)
         if not self.camera_names:
             return flags
         flags.setdefault("backbone", "resnet18" if self.device == "cuda" else "small")

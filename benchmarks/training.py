@@ -6,11 +6,11 @@
     .venv/bin/python benchmarks/training.py --data /tmp/pp50     # reuse recorded demos
 
 1. ms per training step (forward, backward, optimizer; batch 64) and samples/s at 1 and 2 torch threads,
-   for the default config (without dropout, as act-train trains a state policy, and with 0.1) and for LeRobot's default ACT sizes (hidden 512, feed-forward 3200, 4 encoder
-   and 4 CVAE layers, chunk 100), with the machine's load average beside each figure (2 threads collapse
-   when the cores are busy, FACTS.md). ``--against REV`` loads act/model.py as it was at git revision REV
-   and times its step beside today's in the same process, alternating step by step, so both see the same
-   load;
+   for the default config (also without dropout: act-train --dropout 0) and for LeRobot's default ACT
+   sizes (hidden 512, feed-forward 3200, 4 encoder and 4 CVAE layers, chunk 100), with the machine's load
+   average beside each figure (2 threads collapse when the cores are busy, FACTS.md). ``--against REV``
+   loads act/model.py as it was at git revision REV and times its step beside today's in the same process,
+   alternating step by step, so both see the same load;
 2. the data-loading share of a step (building the batch from memory, target < 10%);
 3. success on random pick-place-v3 spawns vs training steps: `act-train` on 50 scripted demos
    (kept 20 steps past success) with --eval-every, and the wall-clock minutes to each point.
@@ -78,11 +78,8 @@ def bench_steps(data: Path, threads_list=(1, 2), against: str | None = None, bat
     implementations = {"today": act.model}
     if against:
         implementations[against] = model_at(against)
-    from act.train_config import STATE_DROPOUT
-
-    for name, sizes, steps in (("default (a state policy: no dropout)", {"dropout": STATE_DROPOUT}, 30),
-                               ("default with dropout 0.1 (a camera policy's; state policies before 2026-12-06)",
-                                {}, 30),
+    for name, sizes, steps in (("default", {}, 30),
+                               ("default without dropout (act-train --dropout 0)", {"dropout": 0.0}, 30),
                                ("LeRobot's default sizes", LEROBOT_SIZES, 6)):
         config = ACTConfig(**sizes).validate()
         samples = ChunkDataset(episodes, config.chunk_size, normalizer)

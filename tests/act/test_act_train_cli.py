@@ -371,18 +371,3 @@ def test_the_learning_rate_default_follows_the_observations():
     camera = resolved("--cameras", "corner2")
     assert camera["lr"] == 3e-4 and camera["lr_backbone"] == 3e-4
     assert resolved("--cameras", "corner2", "--lr", "2e-4")["lr_backbone"] == 2e-4
-
-
-def test_the_dropout_default_follows_the_observations():
-    """State policies train without dropout, camera policies with the camera recipe's 0.1 (BENCHMARKS.md,
-    "Dropout"); a flag, or the run being resumed, wins."""
-    from act.train import parse_args
-
-    def resolved(*argv, saved=None):
-        train, flags = parse_args(["--data", "d", "--out", "o", *argv])
-        return train.resolve_model_flags(flags, saved)["dropout"]
-
-    assert resolved() == 0.0
-    assert resolved("--dropout", "0.2") == 0.2
-    assert resolved(saved={"dropout": 0.1}) == 0.1  # a run from before the change resumes with its own
-    assert resolved("--cameras", "corner2") == 0.1
