@@ -118,3 +118,32 @@ def test_other_task_is_evaluated_with_a_warning(tiny_run, tmp_path):
     res, report = _eval(tiny_run, tmp_path / "t", "--task", "push-v3", "--videos", "0")
     assert res.returncode == 0, res.stderr
     assert "trained on pick-place-v3" in res.stderr + res.stdout and report["task"] == "push-v3"
+
+
+def test_demo_fit_measures_each_chunk_position_against_the_demos(tiny_run, pick_place_demos):
+    """benchmarks/demo_fit.py: position j compares the chunk predicted at step t with the demo's action t + j."""
+    import importlib.util
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from act.data import load_dataset
+    from act.policy import Policy
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "demo_fit.py"
+    spec = importlib.util.spec_from_file_location("demo_fit", path)
+    demo_fit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo_fit)
+
+    policy = Policy.load(tiny_run)
+    episode = load_dataset(pick_place_demos, spec=policy.spec).episodes[0]
+    errors = demo_fit.chunk_errors(policy, [episode])
+    assert errors.shape == (policy.model.config.chunk_size,) and np.isfinite(errors).all() and (errors > 0).all()
+    state = torch.from_numpy(policy.normalizer.normalize_state(episode.state))
+    chunks = policy.model.predict_chunk(state)
+    actions = policy.normalizer.normalize_action(torch.from_numpy(episode.action))
+    last = policy.model.config.chunk_size - 1
+    expected = np.mean([(chunks[t, last, :3] - actions[t + last, :3]).abs().mean().item()
+                        for t in range(episode.num_steps - last)])
+    assert errors[last] == pytest.approx(expected, rel=1e-5)
