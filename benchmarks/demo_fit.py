@@ -31,14 +31,14 @@ def chunk_errors(policy, episodes) -> np.ndarray:
     chunk_size = policy.model.config.chunk_size
     sums, counts = np.zeros(chunk_size), np.zeros(chunk_size)
     for episode in episodes:
+        steps = episode.num_steps
         state = torch.from_numpy(policy.normalizer.normalize_state(episode.state))
         with torch.no_grad():
-            chunks = policy.model.predict_chunk(state, None)  # (T, K, A), normalized
+            chunks = policy.model.predict_chunk(state)  # (T, K, A), normalized
         actions = policy.normalizer.normalize_action(torch.from_numpy(episode.action))
-        for t in range(episode.num_steps):
-            n = min(chunk_size, episode.num_steps - t)
-            sums[:n] += (chunks[t, :n, :3] - actions[t:t + n, :3]).abs().mean(-1).numpy()
-            counts[:n] += 1
+        for j in range(min(chunk_size, steps)):  # position j of the chunk predicted at t is action t + j
+            sums[j] += float((chunks[:steps - j, j, :3] - actions[j:, :3]).abs().mean(-1).sum())
+            counts[j] += steps - j
     return sums / np.maximum(counts, 1)
 
 
@@ -56,8 +56,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     path, checkpoint = open_checkpoint(args.ckpt)
-    policy = Policy.from_checkpoint(checkpoint)
-    policy.model.eval()
+    policy = Policy.from_checkpoint(checkpoint)  # in eval mode: no dropout
     dataset = load_dataset(args.data, spec=policy.spec)
     errors = chunk_errors(policy, dataset.episodes)
     shown = [p for p in POSITIONS if p < len(errors)]

@@ -17,6 +17,17 @@ def run_cli(*args, cwd=None, timeout=300, env=None):
                           timeout=timeout, env=full_env)
 
 
+def load_benchmark(name: str):
+    """benchmarks/<name>.py imported as a module (the benchmarks are scripts, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_operator_sessions(root, plan_text, operators=("alice", "bob")):
     """Run one plan as several operators' sessions (as if on several machines); returns their folders."""
     from teleop.sessions.run import run_session

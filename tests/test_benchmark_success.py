@@ -1,20 +1,14 @@
 """benchmarks/success.py without training: resuming skips finished cells, the table and the plot."""
 
-import importlib.util
 import json
-import sys
 import types
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from cli_helpers import load_benchmark
 
 
 def load_module():
-    spec = importlib.util.spec_from_file_location("bench_success", ROOT / "benchmarks" / "success.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("success")
 
 
 def row(task, demos, successes, *, spawn="stratified", steps=3000, minutes=11.5):

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from act_helpers import TINY_MODEL
-from cli_helpers import run_cli
+from cli_helpers import load_benchmark, run_cli
 
 FAST = ["--episodes", "4", "--batch-size", "2", "--max-steps", "30"]
 
@@ -122,20 +122,13 @@ def test_other_task_is_evaluated_with_a_warning(tiny_run, tmp_path):
 
 def test_demo_fit_measures_each_chunk_position_against_the_demos(tiny_run, pick_place_demos):
     """benchmarks/demo_fit.py: position j compares the chunk predicted at step t with the demo's action t + j."""
-    import importlib.util
-    from pathlib import Path
-
     import numpy as np
     import torch
 
     from act.data import load_dataset
     from act.policy import Policy
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "demo_fit.py"
-    spec = importlib.util.spec_from_file_location("demo_fit", path)
-    demo_fit = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo_fit)
-
+    demo_fit = load_benchmark("demo_fit")
     policy = Policy.load(tiny_run)
     episode = load_dataset(pick_place_demos, spec=policy.spec).episodes[0]
     errors = demo_fit.chunk_errors(policy, [episode])
