@@ -2,11 +2,9 @@
 episode), zero-mean around the expert's own action, gripper untouched, stored in every episode, and the
 recordings still replay exactly."""
 
-import importlib.util
-
 import numpy as np
 import pytest
-from cli_helpers import ROOT, run_cli
+from cli_helpers import load_benchmark, run_cli
 from test_humanlike import TASK, drive, env, expert_actions, spawn  # noqa: F401  (module fixtures)
 
 from devices.base import DeviceError
@@ -62,9 +60,7 @@ def test_record_with_noise_stores_it_and_replays_exactly(tmp_path):
     assert rep.returncode == 0, rep.stdout + rep.stderr
     assert "2 of 2 episodes replay exactly" in rep.stdout
     # benchmarks/expert_labels.py: the same states labelled with the exact expert's actions (DART's labels)
-    spec = importlib.util.spec_from_file_location("expert_labels", ROOT / "benchmarks" / "expert_labels.py")
-    labels = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(labels)
+    labels = load_benchmark("expert_labels")
     assert labels.relabel(out, tmp_path / "clean") > 0.05
     clean = [read_episode(p) for p in episode_files(tmp_path / "clean")]
     for noisy, relabelled in zip(episodes, clean):
