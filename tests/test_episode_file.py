@@ -122,7 +122,10 @@ def test_a_schema_1_file_still_reads_everywhere(tmp_path):
     assert "corrections" not in res.stdout
     from teleop.replay import replay
 
-    assert replay(folder / "episode_000000.hdf5").exact
+    # Written on another host: the MuJoCo states replay bit for bit, observations and rewards up to
+    # rounding (on an AVX2-only host 1.1e-16 / 8.3e-17; `exact` on the host that wrote it).
+    report = replay(folder / "episode_000000.hdf5")
+    assert report.reproduced and report.max_sim_state_diff == 0.0, report
     for fmt, out in (("robomimic", tmp_path / "old.hdf5"), ("lerobot", tmp_path / "lerobot")):
         res = run_cli("teleop.cli", "export", "--format", fmt, str(folder), str(out))
         assert res.returncode == 0, res.stderr

@@ -46,6 +46,7 @@ def test_replay_verify_detects_a_tampered_action(pick_place_demos, tmp_path):
         f["action"][10, 0] += 0.25
     report = replay(path)
     assert not report.exact and report.first_divergent_step == 10  # the reward after the changed action
+    assert not report.reproduced  # a changed action is no rounding
     assert report.max_state_diff > 0
 
 
@@ -224,3 +225,17 @@ def test_unwritable_output_folder_is_a_clear_error(tmp_path):
     blocker.write_text("not a folder")
     res = run_cli("teleop.cli", "record", "--task", "reach-v3", "--out", str(blocker / "rec"))
     assert res.returncode == 2 and "cannot create output folder" in res.stderr
+
+
+def test_replay_tells_rounding_from_divergence(tmp_path):
+    """A file from another CPU: MuJoCo states bit for bit, observations and rewards 1e-16 off: reproduced,
+    not exact. Any MuJoCo state difference, or more than rounding, is a divergence."""
+    from teleop.replay import ReplayReport
+
+    def report(obs, sim, reward):
+        return ReplayReport(tmp_path, 30, obs, sim, reward, 0, 0, True)
+
+    assert report(0.0, 0.0, 0.0).exact and report(0.0, 0.0, 0.0).reproduced
+    assert report(1.1e-16, 0.0, 8.3e-17).reproduced and not report(1.1e-16, 0.0, 8.3e-17).exact
+    assert not report(1.1e-16, 1e-16, 0.0).reproduced
+    assert not report(0.0, 0.0, 1e-3).reproduced and not report(1e-4, 0.0, 0.0).reproduced
