@@ -29,6 +29,11 @@ from teleop.video import VIDEO_FPS, VIDEO_SPEED
 ROUNDING = 1e-9
 
 
+def within_rounding(state_diff: float, sim_state_diff: float, reward_diff: float = 0.0) -> bool:
+    """The MuJoCo state bit for bit, the observation and reward no further off than rounding."""
+    return sim_state_diff == 0.0 and state_diff <= ROUNDING and reward_diff <= ROUNDING
+
+
 @dataclass
 class ReplayReport:
     path: Path
@@ -49,8 +54,8 @@ class ReplayReport:
     def reproduced(self) -> bool:
         """The same MuJoCo states bit for bit, and observations and rewards equal up to rounding: what
         a file recorded on another CPU gives (``exact`` on the machine that recorded it)."""
-        return (self.max_sim_state_diff == 0.0 and self.max_state_diff <= ROUNDING
-                and self.max_reward_diff <= ROUNDING and self.success_mismatches == 0)
+        return (within_rounding(self.max_state_diff, self.max_sim_state_diff, self.max_reward_diff)
+                and self.success_mismatches == 0)
 
 
 def replay(path: str | Path, *, video: str | Path | None = None, camera: str = "corner2",

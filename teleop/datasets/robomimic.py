@@ -59,14 +59,14 @@ def final_observation(env, episode: Episode) -> dict[str, np.ndarray]:
     """Replay ``episode`` and return the observation after its last action, keyed like ``observations``.
 
     Every recorded MuJoCo state must come back bit for bit; observations may differ by rounding, as
-    they do for a file recorded on another CPU (teleop.replay.ROUNDING)."""
-    from teleop.replay import ROUNDING
+    they do for a file recorded on another CPU (teleop.replay.within_rounding)."""
+    from teleop.replay import within_rounding
 
     obs = env.reset(rand_vec=episode.rand_vec)
     sim = np.empty(env.state_size)
     for t in range(episode.num_steps):
-        if not (np.array_equal(env.sim_state(out=sim), episode.sim_state[t])
-                and np.max(np.abs(obs - episode.state[t])) <= ROUNDING):
+        if not within_rounding(float(np.max(np.abs(obs - episode.state[t]))),
+                               float(np.max(np.abs(env.sim_state(out=sim) - episode.sim_state[t])))):
             raise ToolkitError(f"{episode.path} does not replay here (MuJoCo state or observation differs at step "
                                f"{t}): the observation after its last action cannot be rebuilt; export on the "
                                "machine and versions that recorded it")
