@@ -19,5 +19,6 @@ setup: $(BIN)/teleop
 demo: setup
 	$(BIN)/teleop demo
 
+# -n auto: one test process per core (at most 4); every test keeps its own files, displays and ports.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4

@@ -40,15 +40,25 @@ def xvfb():
     missing = [t for t in XVFB_TOOLS if shutil.which(t) is None]
     if missing:
         pytest.skip(f"needs {', '.join(missing)}: apt-get install -y xvfb xdotool imagemagick x11-utils")
-    number = 90 + os.getpid() % 100
-    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # -displayfd: Xvfb takes the first free display and writes its number, so parallel test workers never collide.
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(write_end,))
+    os.close(write_end)
     deadline = time.time() + 10
-    while not Path(f"/tmp/.X11-unix/X{number}").exists():
-        if time.time() > deadline or server.poll() is not None:
-            server.kill()
-            pytest.skip("Xvfb did not start")
-        time.sleep(0.05)
+    text = b""
+    with os.fdopen(read_end, "rb", buffering=0) as pipe:
+        os.set_blocking(pipe.fileno(), False)
+        while not text.endswith(b"\n"):
+            if time.time() > deadline or server.poll() is not None:
+                server.kill()
+                pytest.skip("Xvfb did not start")
+            try:
+                text += pipe.read() or b""
+            except BlockingIOError:
+                pass
+            time.sleep(0.05)
+    number = int(text)
     yield f":{number}"
     server.terminate()
     server.wait(5)
