@@ -341,6 +341,19 @@ def _run_all(job: dict, groups: list[list[int]], workers: int, total: int, progr
     return records
 
 
+def _advice(report: dict, out: Path) -> str | None:
+    """act.metrics.short_of_data_advice for a whole evaluation on the task the policy was trained on."""
+    from act.metrics import short_of_data_advice
+
+    if report.get("shard") or report["task"] != report["trained_task"]:
+        return None
+    s = report["summary"]
+    return short_of_data_advice(
+        s["successes"], s["episodes"], len(report["train_spawns"]), report["checkpoint_step"],
+        f"record more, or correct the failures of this evaluation with `teleop correct --ckpt "
+        f"{report['checkpoint']} --spawns-from {out} --failures-only`")
+
+
 # --------------------------------------------------------------------- CLI
 def main(argv=None) -> int:
     import argparse
@@ -365,6 +378,9 @@ def main(argv=None) -> int:
         print(f"results: {out / 'results.json'}, {out / 'results.md'}; coverage: {report['coverage_png']}")
         if any(e.get("video") for e in report["episodes"]):
             print(f"videos: {out / 'videos'}")
+        advice = _advice(report, out)
+        if advice:
+            print(advice)
         return 0
     except ToolkitError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from act.config import DEFAULT_QUERY_EVERY, DEFAULT_TEMPORAL_ENSEMBLE
+from act.metrics import WEAK_SHARE, short_of_data_advice
 
 SELECTION_BASE_SEED = 2_000_000
 """First seed of the spawns the inference is chosen on: apart from recordings (0..) and act-eval (10**6..)."""
@@ -65,10 +66,6 @@ def summary_line(choice: dict) -> str:
             f" -> {describe(choice['chosen'])}")
 
 
-WEAK_SHARE = 0.2
-"""Below this share of held-out successes with every inference, act-train warns that the run failed."""
-
-
 def weak_run_warning(choice: dict) -> str | None:
     """A warning when the best inference succeeds on fewer than WEAK_SHARE of the held-out spawns, else None.
 
@@ -81,6 +78,14 @@ def weak_run_warning(choice: dict) -> str | None:
     return (f"the trained policy succeeded on only {best} of {choice['episodes']} held-out spawns with either "
             f"inference: train again with another --seed (one seed can fail where others of the same data "
             f"succeed), and if it stays low, record more demos or check them with `teleop inspect`")
+
+
+def short_run_advice(choice: dict, train_episodes: int, out: str, steps: int) -> str | None:
+    """act.metrics.short_of_data_advice on the best inference's held-out successes."""
+    best = max(c["successes"] for c in choice["candidates"])
+    advice = short_of_data_advice(best, choice["episodes"], train_episodes, steps,
+                                  f"record more, or correct its failures with `teleop correct --ckpt {out}`")
+    return advice and f"held-out success {advice}"
 
 
 def store_choice(path: Path, choice: dict) -> None:

@@ -41,3 +41,28 @@ def summarize(episodes: list[dict]) -> dict:
         "mean_total_reward": mean("total_reward"),
         "mean_steps_to_success": float(np.mean(to_success)) if to_success else None,
     }
+
+
+WEAK_SHARE = 0.2
+"""Under this share of successes a run failed (act-train warns: train again with another --seed)."""
+GOOD_SHARE = 0.9
+"""At or above this share of successes no advice is given."""
+ADVICE_STEPS = 3000
+"""The training length (act-train's default) at which the runs behind the advice were measured."""
+ADVICE_EPISODES = 20
+"""Fewer rollouts than this say too little to advise on."""
+
+
+def short_of_data_advice(successes: int, episodes: int, train_episodes: int, steps: int, then: str) -> str | None:
+    """A line for a full-length run that succeeds on WEAK_SHARE..GOOD_SHARE of ``episodes`` rollouts, else None.
+
+    What measured best there was data, not flags: the five tasks of the 50-task suite that stopped at 68-86%
+    from 20 scripted demos reached 89-98% from 50, where twelve general recipe changes moved them both ways
+    (BENCHMARKS.md, "Thirty and fifty demos on the five"), and corrections took bin-picking from 71% to 99%
+    (section "Corrections"). A shorter run may be short of training instead, so it gets no advice."""
+    share = successes / episodes if episodes else 0.0
+    if steps < ADVICE_STEPS or episodes < ADVICE_EPISODES or not WEAK_SHARE <= share < GOOD_SHARE:
+        return None
+    return (f"{successes}/{episodes} ({share:.0%}) from {train_episodes} training episodes: where policies "
+            f"stopped like this, more demos helped more than flags (BENCHMARKS.md: 68-86% from 20 scripted demos "
+            f"-> 89-98% from 50); {then}")

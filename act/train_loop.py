@@ -146,7 +146,7 @@ class TrainingLoop:
             if step == self.start_step and not (out / LATEST).exists():
                 self.save(out / LATEST, step)
             if train.choose_inference and step > self.start_step:
-                self.choose_inference()
+                self.choose_inference(step)
             plot_history(self.history, out / "loss.png",
                          title=f"{self.data.dataset.task}: {len(self.data.train_eps)} training episodes")
             print(f"trained to step {step}; checkpoints in {out} (latest.pt"
@@ -247,11 +247,12 @@ class TrainingLoop:
         if train.keep_every and step % train.keep_every == 0:
             self.save(out / f"step_{step:06d}.pt", step)
 
-    def choose_inference(self) -> None:
+    def choose_inference(self, step: int) -> None:
         """Store in the checkpoint act-eval opens the inference that succeeds more often on held-out
         spawns (act/inference_choice.py)."""
         from act.checkpoint import open_checkpoint
-        from act.inference_choice import choose_inference, store_choice, summary_line, weak_run_warning
+        from act.inference_choice import (choose_inference, short_run_advice, store_choice, summary_line,
+                                          weak_run_warning)
 
         dataset, train = self.data.dataset, self.train
         path, checkpoint = open_checkpoint(self.out)
@@ -266,6 +267,9 @@ class TrainingLoop:
         weak = weak_run_warning(choice)
         if weak:
             warnings.warn(weak, stacklevel=2)
+        advice = short_run_advice(choice, len(dataset.episodes), str(self.out), step)
+        if advice:
+            print(advice, flush=True)
 
     # ---- helpers ---------------------------------------------------------------------------
     def save(self, path: Path, step: int) -> None:

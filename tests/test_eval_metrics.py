@@ -59,3 +59,21 @@ def test_single_spawn_training_puts_every_random_eval_spawn_outside():
     diverse = np.random.default_rng(1).uniform(low, high, size=(200, 3))
     rel = relate(diverse, evals, low, high)
     assert rel.inside_hull.mean() > 0.8
+
+
+def test_act_eval_advises_more_data_only_for_a_full_run_between_a_fifth_and_ninety_percent():
+    from act.evaluate import _advice
+
+    report = {"task": "push-back-v3", "trained_task": "push-back-v3", "shard": None, "checkpoint_step": 3000,
+              "checkpoint": "runs/pb/latest.pt", "train_spawns": [[0.0, 0.6]] * 18,
+              "summary": {"successes": 79, "episodes": 100}}
+    line = _advice(report, "evals/pb")
+    assert line.startswith("79/100 (79%) from 18 training episodes")
+    assert line.endswith("`teleop correct --ckpt runs/pb/latest.pt --spawns-from evals/pb --failures-only`")
+    for change in ({"summary": {"successes": 90, "episodes": 100}},  # at 90%: nothing to advise
+                   {"summary": {"successes": 10, "episodes": 100}},  # a failed run: another seed first
+                   {"checkpoint_step": 1200},  # short of training, maybe not of data
+                   {"summary": {"successes": 5, "episodes": 10}},  # too few episodes to say
+                   {"task": "push-v3"},  # evaluated on another task
+                   {"shard": [0, 2]}):  # a shard sees part of the evaluation
+        assert _advice({**report, **change}, "evals/pb") is None, change

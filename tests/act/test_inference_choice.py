@@ -71,6 +71,23 @@ def test_a_run_that_fails_on_held_out_spawns_is_named(scored):
     assert weak_run_warning(_choose(CHUNKS)) is None
 
 
+def test_a_run_short_of_ninety_percent_is_told_what_helped(scored):
+    from act.inference_choice import short_run_advice
+
+    _, wins = scored
+    wins.update(chunks=16, ensemble=17)  # 17 of 20: between a fifth and 90%
+    choice = _choose(CHUNKS, episodes=20)
+    assert short_run_advice(choice, 20, "runs/x", 600) is None  # short of training, maybe not of data
+    message = short_run_advice(choice, 20, "runs/x", 3000)
+    assert message.startswith("held-out success 17/20 (85%) from 20 training episodes")
+    assert "teleop correct --ckpt runs/x" in message and "\n" not in message
+    assert short_run_advice(_choose(CHUNKS, episodes=10), 20, "runs/x", 3000) is None  # too few rollouts
+    wins.update(chunks=18, ensemble=2)  # 90%: nothing to advise
+    assert short_run_advice(_choose(CHUNKS, episodes=20), 20, "runs/x", 3000) is None
+    wins.update(chunks=3, ensemble=0)  # under a fifth: the weak-run warning speaks instead
+    assert short_run_advice(_choose(CHUNKS, episodes=20), 20, "runs/x", 3000) is None
+
+
 def test_a_tie_keeps_the_default(scored):
     _, wins = scored
     wins.update(chunks=4, ensemble=4)
