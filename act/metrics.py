@@ -47,8 +47,6 @@ WEAK_SHARE = 0.2
 """Under this share of successes a run failed (act-train warns: train again with another --seed)."""
 GOOD_SHARE = 0.9
 """At or above this share of successes no advice is given."""
-ADVICE_STEPS = 3000
-"""The training length (act-train's default) at which the runs behind the advice were measured."""
 ADVICE_EPISODES = 20
 """Fewer rollouts than this say too little to advise on."""
 
@@ -59,9 +57,12 @@ def short_of_data_advice(successes: int, episodes: int, train_episodes: int, ste
     What measured best there was data, not flags: the five tasks of the 50-task suite that stopped at 68-86%
     from 20 scripted demos reached 89-98% from 50, where twelve general recipe changes moved them both ways
     (BENCHMARKS.md, "Thirty and fifty demos on the five"), and corrections took bin-picking from 71% to 99%
-    (section "Corrections"). A shorter run may be short of training instead, so it gets no advice."""
+    (section "Corrections"). Those runs trained act-train's default number of steps; a shorter run may be
+    short of training instead, so it gets no advice."""
+    from act.train_config import TrainConfig
+
     share = successes / episodes if episodes else 0.0
-    if steps < ADVICE_STEPS or episodes < ADVICE_EPISODES or not WEAK_SHARE <= share < GOOD_SHARE:
+    if steps < TrainConfig.steps or episodes < ADVICE_EPISODES or not WEAK_SHARE <= share < GOOD_SHARE:
         return None
     return (f"{successes}/{episodes} ({share:.0%}) from {train_episodes} training episodes: where policies "
             f"stopped like this, more demos helped more than flags (BENCHMARKS.md: 68-86% from 20 scripted demos "

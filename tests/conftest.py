@@ -33,9 +33,9 @@ XVFB_TOOLS = ("Xvfb", "xdotool", "xwininfo", "import")
 @pytest.fixture
 def xvfb():
     """A virtual X display (Xvfb) for real-window tests; skipped without the tools."""
+    import select
     import shutil
     import subprocess
-    import time
 
     missing = [t for t in XVFB_TOOLS if shutil.which(t) is None]
     if missing:
@@ -44,21 +44,14 @@ def xvfb():
     read_end, write_end = os.pipe()
     server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(write_end,))
-    os.close(write_end)
-    deadline = time.time() + 10
-    text = b""
-    with os.fdopen(read_end, "rb", buffering=0) as pipe:
-        os.set_blocking(pipe.fileno(), False)
-        while not text.endswith(b"\n"):
-            if time.time() > deadline or server.poll() is not None:
-                server.kill()
-                pytest.skip("Xvfb did not start")
-            try:
-                text += pipe.read() or b""
-            except BlockingIOError:
-                pass
-            time.sleep(0.05)
-    number = int(text)
+    os.close(write_end)  # Xvfb's copy alone stays open: if it exits, the read below sees the end of the pipe
+    with os.fdopen(read_end, "rb") as pipe:
+        ready, _, _ = select.select([pipe], [], [], 10)
+        line = pipe.readline() if ready else b""
+    if not line.strip():
+        server.kill()
+        pytest.skip("Xvfb did not start")
+    number = int(line)
     yield f":{number}"
     server.terminate()
     server.wait(5)
