@@ -309,6 +309,41 @@ def test_cvae_encoder_first_token_only_matches_the_full_pass():
     assert torch.allclose(first[:, 0], full[:, 0], atol=1e-5)
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_first_decoder_layer_over_zeros_matches_the_general_pass(training):
+    """The decoder's first layer computes its self-attention over the all-zero input once for the batch
+    (Attention.over_zero_inputs): the same outputs and gradients as the general pass given those zeros,
+    with the same dropout masks in training."""
+    config = tiny_config(dropout=0.3)
+    layers = []
+    for _ in range(2):
+        torch.manual_seed(2)
+        layer = act.model.DecoderLayer(config, act.model.DropoutMasks()).train(training)
+        with torch.no_grad():  # biases start at zero, where the value path is dead: move them
+            for name, p in layer.named_parameters():
+                if name.endswith("bias"):
+                    p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(len(name))))
+        layers.append(layer)
+    g = torch.Generator().manual_seed(0)
+    query_pos = torch.randn(1, K, config.hidden_dim, generator=g)
+    memory = torch.randn(B, 2, config.hidden_dim, generator=g)
+    memory_pos = torch.randn(1, 2, config.hidden_dim, generator=g)
+    outs = []
+    for layer, x in zip(layers, (torch.zeros(B, K, config.hidden_dim), None)):
+        torch.manual_seed(7)
+        layer.self_attn.dropout.masks.reseed()
+        out = layer(x, query_pos, memory, memory_pos)
+        out.pow(2).sum().backward()
+        outs.append(out)
+    assert outs[0].shape == outs[1].shape == (B, K, config.hidden_dim)
+    torch.testing.assert_close(outs[1], outs[0], atol=1e-5, rtol=1e-5)
+    general, over_zeros = (dict(layer.named_parameters()) for layer in layers)
+    for name, p in general.items():
+        torch.testing.assert_close(over_zeros[name].grad, p.grad, atol=1e-4, rtol=1e-4, msg=name)
+    if training:  # the masks differ per sample, so the samples' outputs do too
+        assert not torch.allclose(outs[1][0], outs[1][1])
+
+
 def test_dropout_masks_drop_p_scale_the_rest_and_follow_torch_seed():
     masks = act.model.DropoutMasks()
     like = torch.empty(200_000)
