@@ -2,9 +2,9 @@
 
     .venv/bin/python benchmarks/evaluation.py --ckpt runs/pp50 [--episodes 20]
 
-1. raw env.step rate on this core (random actions, pick-place-v3);
+1. raw env.step rate on this core (random actions, the checkpoint's task);
 2. evaluation throughput (env steps/s, policy included, one process, one thread) for open-loop
-   chunks (--query-every = chunk size and half of it) and temporal ensembling;
+   chunks (--query-every = chunk size, and act-eval's 5) and temporal ensembling (act-eval's k);
 3. policy latency per query at batch 1 and at the evaluation batch size.
 """
 
@@ -63,9 +63,9 @@ def eval_rate(ckpt: str, episodes: int, batch_size: int, **inference) -> tuple[f
 
 
 def policy_task(ckpt: str) -> str:
-    from act.checkpoint import load_checkpoint, resolve_checkpoint
+    from act.checkpoint import open_checkpoint
 
-    return load_checkpoint(resolve_checkpoint(ckpt))["dataset"]["task"]
+    return open_checkpoint(ckpt)[1]["dataset"]["task"]
 
 
 def latency(ckpt: str, batch: int, repeats: int = 200) -> float:
@@ -95,15 +95,17 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=10)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    from act.config import DEFAULT_QUERY_EVERY, DEFAULT_TEMPORAL_ENSEMBLE
     from act.policy import Policy
 
     chunk = Policy.load(args.ckpt).config.chunk_size
     print(f"machine: {load()}; torch threads 1")
     raw = raw_step_rate(policy_task(args.ckpt))
     print(f"raw env.step: {raw:.0f} steps/s")
+    every, k = min(DEFAULT_QUERY_EVERY, chunk), DEFAULT_TEMPORAL_ENSEMBLE  # act-train chooses between these two
     for name, kwargs in ((f"chunks, query every {chunk}", {"query_every": chunk, "temporal_ensemble": None}),
-                         (f"chunks, query every {chunk // 2}", {"query_every": chunk // 2, "temporal_ensemble": None}),
-                         ("temporal ensemble k=0.01", {"temporal_ensemble": 0.01})):
+                         (f"chunks, query every {every}", {"query_every": every, "temporal_ensemble": None}),
+                         (f"temporal ensemble k={k:g}", {"temporal_ensemble": k})):
         rate, steps, wins = eval_rate(args.ckpt, args.episodes, args.batch_size, **kwargs)
         print(f"eval, {name}: {rate:.0f} env steps/s = {rate / raw:.0%} of raw "
               f"({steps} steps, {wins}/{args.episodes} successes, batch {args.batch_size})")
