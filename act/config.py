@@ -139,6 +139,10 @@ class ACTConfig:
     """Dropout inside the transformer layers (training only)."""
 
     # --- CVAE ---------------------------------------------------------------------------------
+    vae: bool = True
+    """Train ACT as a CVAE: an encoder reads each true action chunk into a style latent z that the
+    policy sees in training (z = 0 at inference). Off: z = 0 in training too, no CVAE encoder and no
+    KL term (LeRobot's use_vae=False). On by default."""
     n_vae_encoder_layers: int = 1
     """Layers of the CVAE encoder over [CLS, state, action chunk]; used only in training.
     It is the main cost of a training step on CPU."""

@@ -374,7 +374,8 @@ class ImageEncoder(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 class ACTPolicy(nn.Module):
-    """ACT as a CVAE: training encodes the true chunk into a latent z; inference uses z = 0.
+    """ACT as a CVAE: training encodes the true chunk into a latent z; inference uses z = 0. With
+    ``config.vae`` off there is no CVAE encoder and z = 0 in training as well.
 
     forward(batch) -> (loss, loss_dict) for training; predict_chunk(state, images) for control.
     """
@@ -386,13 +387,14 @@ class ACTPolicy(nn.Module):
         d, k = config.hidden_dim, config.chunk_size
         self.dropout_masks = DropoutMasks()  # shared by every dropout layer below
 
-        # CVAE encoder over [CLS, state, a_1..a_K] -> (mu, logvar); training only.
-        self.vae_cls = nn.Parameter(torch.zeros(1, 1, d))
-        self.vae_state_proj = nn.Linear(config.state_dim, d)
-        self.vae_action_proj = nn.Linear(config.action_dim, d)
-        self.vae_encoder = Encoder(config, config.n_vae_encoder_layers, self.dropout_masks)
-        self.vae_latent_head = nn.Linear(d, 2 * config.latent_dim)
-        self.register_buffer("vae_pos", sinusoidal_embedding_1d(2 + k, d)[None], persistent=False)
+        # CVAE encoder over [CLS, state, a_1..a_K] -> (mu, logvar); training only, and only with config.vae.
+        if config.vae:
+            self.vae_cls = nn.Parameter(torch.zeros(1, 1, d))
+            self.vae_state_proj = nn.Linear(config.state_dim, d)
+            self.vae_action_proj = nn.Linear(config.action_dim, d)
+            self.vae_encoder = Encoder(config, config.n_vae_encoder_layers, self.dropout_masks)
+            self.vae_latent_head = nn.Linear(d, 2 * config.latent_dim)
+            self.register_buffer("vae_pos", sinusoidal_embedding_1d(2 + k, d)[None], persistent=False)
 
         # Main encoder over [z, state, image tokens].
         self.latent_proj = nn.Linear(config.latent_dim, d)
@@ -413,10 +415,12 @@ class ACTPolicy(nn.Module):
         # the chunk steps differ only through query_pos: at std 0.02 every step of a chunk came out
         # the same for hundreds of steps (pick-place-v3, 45 demos, step 300: val L1 0.405 at std
         # 0.02 against 0.250 at std 1).
-        nn.init.normal_(self.vae_cls, std=1.0)
+        if self.config.vae:
+            nn.init.normal_(self.vae_cls, std=1.0)
         nn.init.normal_(self.token_pos, std=1.0)
         nn.init.normal_(self.query_pos, std=1.0)
-        for module in (self.vae_encoder, self.encoder, self.decoder):  # DETR's init
+        encoders = (self.vae_encoder, self.encoder) if self.config.vae else (self.encoder,)
+        for module in (*encoders, self.decoder):  # DETR's init
             for p in module.parameters():
                 if p.dim() > 1:
                     nn.init.xavier_uniform_(p)
@@ -426,6 +430,8 @@ class ACTPolicy(nn.Module):
     def encode_latent(self, state: torch.Tensor, action: torch.Tensor,
                       action_pad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior q(z | state, chunk): mu and logvar, each (B, L). Padded steps are masked out."""
+        if not self.config.vae:
+            raise RuntimeError("this policy was built with vae=False: it has no CVAE encoder, and its z is 0")
         b = state.shape[0]
         tokens = torch.cat((
             self.vae_cls.expand(b, -1, -1),  # (B, 1, D)
@@ -482,11 +488,14 @@ class ACTPolicy(nn.Module):
 
         if self.training:
             self.dropout_masks.reseed()  # this pass's masks, from torch's generator
-        mu, logvar = self.encode_latent(state, action, action_pad)  # (B, L), (B, L)
-        if self.training:
-            latent = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # (B, L)
-        else:
-            latent = mu
+        if self.config.vae:
+            mu, logvar = self.encode_latent(state, action, action_pad)  # (B, L), (B, L)
+            if self.training:
+                latent = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # (B, L)
+            else:
+                latent = mu
+        else:  # the latent inference uses, in training too
+            latent = torch.zeros(b, self.config.latent_dim, device=state.device, dtype=state.dtype)
         pred = self.decode(state, latent, images)  # (B, K, A)
 
         valid = (~action_pad).unsqueeze(-1).to(pred.dtype)  # (B, K, 1)
@@ -498,6 +507,8 @@ class ACTPolicy(nn.Module):
             # weights give the plain mean bit for bit; the clamp only guards a batch with no label.
             w = weight.to(pred.dtype).view(b, 1, 1)
             l1 = (abs_err * w).sum() / ((valid * w).sum() * a).clamp(min=1e-12)
+        if not self.config.vae:
+            return l1, {"l1": l1.item(), "kl": 0.0, "loss": l1.item()}
         kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(-1).mean()
         loss = l1 + self.config.kl_weight * kl
         return loss, {"l1": l1.item(), "kl": kl.item(), "loss": loss.item()}

@@ -296,6 +296,34 @@ def test_a_seed_builds_the_same_weights_as_with_torch_multihead_attention():
         assert torch.equal(attention.state_dict()[name], value), name
 
 
+def test_without_the_cvae_training_sees_the_latent_inference_uses():
+    """vae=False (LeRobot's use_vae=False): no CVAE encoder, z = 0 in training as at inference, no KL."""
+    policy = make_policy(vae=False)
+    assert not [name for name, _ in policy.named_parameters() if name.startswith("vae_")]
+    assert sum(p.numel() for p in policy.parameters()) < sum(p.numel() for p in make_policy().parameters())
+    batch = make_batch()
+    policy.eval()
+    loss, info = policy(batch)
+    assert info["kl"] == 0.0 and loss.item() == info["l1"]
+    # the loss is the L1 of exactly what predict_chunk returns: the action chunk is never read as an input
+    pred = policy.predict_chunk(batch["state"])
+    valid = (~batch["action_pad"]).unsqueeze(-1).float()
+    expected = ((pred - batch["action"]).abs() * valid).sum() / (valid.sum() * A)
+    assert info["l1"] == pytest.approx(expected.item(), rel=1e-6)
+    policy.train()
+    loss, _ = policy(batch)
+    loss.backward()
+    assert all(p.grad is not None for p in policy.parameters())
+    with pytest.raises(RuntimeError, match="vae=False"):
+        policy.encode_latent(batch["state"], batch["action"], batch["action_pad"])
+
+
+def test_a_config_saved_before_the_vae_field_builds_the_cvae():
+    saved = {k: v for k, v in tiny_config().__dict__.items() if k != "vae"}
+    policy = ACTPolicy(ACTConfig(**saved))
+    assert policy.config.vae and hasattr(policy, "vae_encoder")
+
+
 def test_cvae_encoder_first_token_only_matches_the_full_pass():
     policy = make_policy(n_vae_encoder_layers=2).eval()
     batch = make_batch()
