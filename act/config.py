@@ -142,7 +142,7 @@ class ACTConfig:
     vae: bool = True
     """Train ACT as a CVAE: an encoder reads each true action chunk into a style latent z that the
     policy sees in training (z = 0 at inference). Off: z = 0 in training too, no CVAE encoder and no
-    KL term (LeRobot's use_vae=False). On by default."""
+    KL term (LeRobot's use_vae=False)."""
     n_vae_encoder_layers: int = 1
     """Layers of the CVAE encoder over [CLS, state, action chunk]; used only in training.
     It is the main cost of a training step on CPU."""

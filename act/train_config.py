@@ -37,6 +37,9 @@ AUTO_MODEL_FLAGS = {
                 "that see\"), resnet18 with --device cuda (ACT's encoder, the one ImageNet weights fit).",
     "lr_backbone": "--lr for a backbone trained from scratch; 1e-5 (ACT's, for a pretrained ResNet) with "
                    "--backbone-weights.",
+    "vae": "off for a state policy on the scripted expert's demos (one plan per state: the latent collapses to the "
+           "prior and only adds noise in training; BENCHMARKS.md, \"The CVAE\"), on (ACT's) for demos recorded by "
+           "a person and for camera policies.",
 }
 PRETRAINED_LR_BACKBONE = 1e-5
 STATE_LR = 6e-4
@@ -167,10 +170,12 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def resolve_model_flags(self, model_flags: dict, saved: dict | None = None) -> dict:
+    def resolve_model_flags(self, model_flags: dict, saved: dict | None = None,
+                            recorded_by_person: bool = True) -> dict:
         """``model_flags`` with the AUTO_MODEL_FLAGS left unset (None or absent) decided: from ``saved`` (the
-        config of the run being resumed) when given, else from this run's cameras, device and weights. A
-        state-only policy has no backbone: of these it decides only --lr."""
+        config of the run being resumed) when given, else from this run's cameras, device and weights and
+        from who recorded the data. A state-only policy has no backbone: of these it decides --lr and
+        --vae."""
         flags = dict(model_flags)
         for name in AUTO_MODEL_FLAGS:
             if flags.get(name) is None:
@@ -179,6 +184,9 @@ class TrainConfig:
                     flags[name] = saved[name]
         from act.config import ACTConfig
 
+        if saved is not None:
+            flags.setdefault("vae", True)  # a run from before the choice trained the CVAE
+        flags.setdefault("vae", bool(recorded_by_person or self.camera_names))
         flags.setdefault("lr", ACTConfig.lr if self.camera_names else STATE_LR)
         if not self.camera_names:
             return flags

@@ -144,7 +144,8 @@ def run(train: TrainConfig, model_flags: dict) -> dict:
     normalizer = Normalizer.from_data(*normalization_data(data.train_eps, train.drop_before_takeover))
     first = data.train_eps[0]
     checkpoint = load_checkpoint(out / LATEST) if train.resume else None
-    model_flags = train.resolve_model_flags(model_flags, None if checkpoint is None else checkpoint["config"])
+    model_flags = train.resolve_model_flags(model_flags, None if checkpoint is None else checkpoint["config"],
+                                            recorded_by_person=data.dataset.recorded_by_person)
     try:
         config = ACTConfig(state_dim=first.state.shape[1], action_dim=first.action.shape[1],
                            camera_names=train.camera_names, image_size=data.dataset.image_size or (128, 128),

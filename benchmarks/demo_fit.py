@@ -7,6 +7,11 @@ weights and normalization) and prints the mean L1 against the demos' actions, tr
 normalized units, by position in the chunk. The scripted expert's action is a function of the state, so
 a network that fits its demos scores near 0 at every position; a floor at the first position, the action
 about to run, says the network is short of the data rather than of the future (BENCHMARKS.md, "Dropout").
+
+For a checkpoint trained with the CVAE it also prints what the latent carries: the posterior's mean |mu|
+and std over the demos' chunks, and the L1 with z = mu (the CVAE encoder reading the true chunk) beside
+z = 0. A latent that collapsed to the prior (|mu| ~ 0, std ~ 1, the same L1) carries nothing about the
+chunk, and training with it only feeds the decoder noise (BENCHMARKS.md, "The CVAE").
 """
 
 from __future__ import annotations
@@ -42,6 +47,33 @@ def chunk_errors(policy, episodes) -> np.ndarray:
     return sums / np.maximum(counts, 1)
 
 
+def latent_use(policy, episodes) -> tuple[float, float, float, float]:
+    """(mean |mu|, mean posterior std, L1 with z = mu, L1 with z = 0) over every state of the episodes: the
+    translation's L1 in normalized units over the chunk's steps inside the episode."""
+    import torch
+
+    model, k = policy.model, policy.model.config.chunk_size
+    sums = {"mu": 0.0, "std": 0.0, "err_mu": 0.0, "err_0": 0.0}
+    states, labels = 0, 0.0
+    for episode in episodes:
+        steps = episode.num_steps
+        state = torch.from_numpy(policy.normalizer.normalize_state(episode.state))
+        actions = policy.normalizer.normalize_action(torch.from_numpy(episode.action))
+        index = np.arange(steps)[:, None] + np.arange(k)[None]  # (T, K): the chunk that starts at each step
+        pad = torch.from_numpy(index >= steps)
+        chunk = actions[np.minimum(index, steps - 1)]  # (T, K, A)
+        valid = (~pad).unsqueeze(-1).float()  # (T, K, 1)
+        with torch.no_grad():
+            mu, logvar = model.encode_latent(state, chunk, pad)  # (T, L) each
+            sums["err_mu"] += float(((model.decode(state, mu) - chunk)[..., :3].abs() * valid).sum())
+            sums["err_0"] += float(((model.decode(state, torch.zeros_like(mu)) - chunk)[..., :3].abs() * valid).sum())
+        sums["mu"] += float(mu.abs().mean(-1).sum())
+        sums["std"] += float((0.5 * logvar).exp().mean(-1).sum())
+        states += steps
+        labels += 3 * float(valid.sum())
+    return sums["mu"] / states, sums["std"] / states, sums["err_mu"] / labels, sums["err_0"] / labels
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ckpt", required=True, help="checkpoint file or run folder (its latest.pt)")
@@ -63,6 +95,12 @@ def main(argv=None) -> int:
     print(f"{path}: dropout {checkpoint['config']['dropout']}, {len(dataset.episodes)} episodes")
     print("L1 by chunk position " + " / ".join(str(p) for p in shown) + ": "
           + " / ".join(f"{errors[p]:.3f}" for p in shown))
+    if policy.model.config.vae:
+        mu_abs, std, err_mu, err_0 = latent_use(policy, dataset.episodes)
+        print(f"CVAE latent: mean |mu| {mu_abs:.4f}, posterior std {std:.3f}; L1 over the chunk with z = mu "
+              f"{err_mu:.4f}, with z = 0 {err_0:.4f}")
+    else:
+        print("CVAE latent: none (trained with vae=False: z = 0 in training too)")
     return 0
 
 

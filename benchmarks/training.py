@@ -6,7 +6,8 @@
     .venv/bin/python benchmarks/training.py --data /tmp/pp50     # reuse recorded demos
 
 1. ms per training step (forward, backward, optimizer; batch 64) and samples/s at 1 and 2 torch threads,
-   for the default config (also without dropout: act-train --dropout 0) and for LeRobot's default ACT
+   for the default config with and without the CVAE (act-train's choice for a person's and for scripted
+   demos), without dropout (act-train --dropout 0), and for LeRobot's default ACT
    sizes (hidden 512, feed-forward 3200, 4 encoder and 4 CVAE layers, chunk 100), with the machine's load
    average beside each figure (2 threads collapse when the cores are busy, FACTS.md). ``--against REV``
    loads act/model.py as it was at git revision REV and times its step beside today's in the same process,
@@ -78,18 +79,24 @@ def bench_steps(data: Path, threads_list=(1, 2), against: str | None = None, bat
     implementations = {"today": act.model}
     if against:
         implementations[against] = model_at(against)
-    for name, sizes, steps in (("default", {}, 30),
+    for name, sizes, steps in (("default with the CVAE (act-train's default for a person's demos)", {}, 30),
+                               ("default without the CVAE (act-train's default for scripted demos)",
+                                {"vae": False}, 30),
                                ("default without dropout (act-train --dropout 0)", {"dropout": 0.0}, 30),
                                ("LeRobot's default sizes", LEROBOT_SIZES, 6)):
         config = ACTConfig(**sizes).validate()
+        # an act/model.py from before --no-vae would build the CVAE anyway: time today's code alone there
+        compared = {label: module for label, module in implementations.items()
+                    if config.vae or label == "today"}
         samples = ChunkDataset(episodes, config.chunk_size, normalizer)
         print(f"{name}: hidden {config.hidden_dim}, feed-forward {config.feedforward_dim}, encoder layers "
-              f"{config.n_encoder_layers}, CVAE layers {config.n_vae_encoder_layers}, chunk {config.chunk_size}, "
+              f"{config.n_encoder_layers}, CVAE layers {config.n_vae_encoder_layers if config.vae else 0}, "
+              f"chunk {config.chunk_size}, "
               f"batch {batch_size}, {len(episodes)} episodes / {len(samples)} samples", flush=True)
         for threads in threads_list:
             torch.set_num_threads(threads)
             runs = {}
-            for label, module in implementations.items():
+            for label, module in compared.items():
                 torch.manual_seed(0)
                 model = module.ACTPolicy(config)
                 runs[label] = (model, model.make_optimizer(), [], [])
@@ -111,7 +118,7 @@ def bench_steps(data: Path, threads_list=(1, 2), against: str | None = None, bat
             for label, (model, _, data_s, step_s) in runs.items():
                 n_params = sum(p.numel() for p in model.parameters())
                 ratio = f", {medians[against] / medians[label]:.2f}x faster than {against}" \
-                    if against and label != against else ""
+                    if against in medians and label != against else ""
                 print(f"  {threads} thread(s), {label}: {medians[label]:.1f} ms/step median (mean "
                       f"{1000 * np.mean(step_s):.1f}), {batch_size / (medians[label] / 1000):.0f} samples/s{ratio}; "
                       f"data loading {100 * np.sum(data_s) / np.sum(step_s):.1f}% of the step; "

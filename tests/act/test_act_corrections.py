@@ -248,6 +248,7 @@ def test_act_train_on_demos_and_corrections(pick_place_demos, corrections, tmp_p
     assert all(e["person_steps"] == e["num_steps"] for e in episodes if not e["correction"])
     args = load_checkpoint(out / "latest.pt")["train_args"]
     assert args["correction_weight"] == 2.0 and args["drop_before_takeover"] == 5
+    assert load_checkpoint(out / "latest.pt")["config"]["vae"] is True  # a person drove: ACT's CVAE
 
 
 @pytest.mark.parametrize("flag, value", [("--correction-weight", "0"), ("--correction-weight", "-1"),

@@ -117,6 +117,8 @@ def test_checkpoint_picks_the_inference_by_who_recorded_the_demos(tiny_run):
     # Scripted demos: open-loop chunks of 5 (the tiny model's whole chunk); unless told otherwise.
     checkpoint = torch.load(tiny_run / "latest.pt", weights_only=True)
     assert checkpoint["inference"] == {"temporal_ensemble": None, "query_every": 5}
+    # ... and no CVAE (z = 0 in training too): the scripted expert has one plan per state
+    assert checkpoint["config"]["vae"] is False and not [k for k in checkpoint["model"] if k.startswith("vae_")]
     policy = Policy.load(tiny_run)
     assert policy.ensembler is None and policy.query_every == 5
     # A person's demos: temporal ensembling; a checkpoint older than the choice: ensembling too.
@@ -256,14 +258,16 @@ def test_resume_refuses_changed_seed_or_data(tiny_run, pick_place_demos):
 
 
 def test_a_run_written_before_newer_flags_resumes(pick_place_demos, tmp_path):
-    """A checkpoint without the fields added since (the config's backbone; --choose-inference, --policy-weight,
-    --correction-weight, --drop-before-takeover) resumes: they take the values the run was trained with."""
+    """A checkpoint without the fields added since (the config's backbone and vae; --choose-inference,
+    --policy-weight, --correction-weight, --drop-before-takeover) resumes: they take the values the run was
+    trained with (a run from before --vae trained the CVAE, whatever the data)."""
     from act.checkpoint import save_checkpoint
 
     out = tmp_path / "run"
-    assert train("--data", str(pick_place_demos), "--out", str(out), "--steps", "2").returncode == 0
+    assert train("--data", str(pick_place_demos), "--out", str(out), "--steps", "2", "--vae").returncode == 0
     checkpoint = load(out / "latest.pt")
     del checkpoint["config"]["backbone"]
+    del checkpoint["config"]["vae"]
     for key in ("choose_inference", "policy_weight", "correction_weight", "drop_before_takeover"):
         del checkpoint["train_args"][key]
     save_checkpoint(out / "latest.pt", checkpoint)
@@ -371,3 +375,20 @@ def test_the_learning_rate_default_follows_the_observations():
     camera = resolved("--cameras", "corner2")
     assert camera["lr"] == 3e-4 and camera["lr_backbone"] == 3e-4
     assert resolved("--cameras", "corner2", "--lr", "2e-4")["lr_backbone"] == 2e-4
+
+
+def test_the_cvae_default_follows_who_recorded_the_demos():
+    """Scripted demos train a state policy without the CVAE, a person's demos and camera policies with it
+    (BENCHMARKS.md, "The CVAE"); a flag, or the run being resumed, wins."""
+    from act.train import parse_args
+
+    def resolved(*argv, saved=None, person):
+        train, flags = parse_args(["--data", "d", "--out", "o", *argv])
+        return train.resolve_model_flags(flags, saved, recorded_by_person=person)["vae"]
+
+    assert resolved(person=False) is False
+    assert resolved(person=True) is True
+    assert resolved("--cameras", "corner2", person=False) is True
+    assert resolved("--vae", person=False) is True and resolved("--no-vae", person=True) is False
+    assert resolved(saved={"lr": 6e-4}, person=False) is True  # a run from before the choice resumes with it
+    assert resolved(saved={"vae": False}, person=True) is False
