@@ -47,31 +47,30 @@ def chunk_errors(policy, episodes) -> np.ndarray:
     return sums / np.maximum(counts, 1)
 
 
-def latent_use(policy, episodes) -> tuple[float, float, float, float]:
-    """(mean |mu|, mean posterior std, L1 with z = mu, L1 with z = 0) over every state of the episodes: the
-    translation's L1 in normalized units over the chunk's steps inside the episode."""
+def latent_use(policy, episodes, batch_size: int = 2048) -> tuple[float, float, float, float]:
+    """(mean |mu|, mean posterior std, L1 with z = mu, L1 with z = 0) over every training sample of the
+    episodes (act.data.ChunkDataset, the chunks act-train feeds the CVAE): the translation's L1 in
+    normalized units over the chunk's steps inside the episode."""
     import torch
 
-    model, k = policy.model, policy.model.config.chunk_size
-    sums = {"mu": 0.0, "std": 0.0, "err_mu": 0.0, "err_0": 0.0}
-    states, labels = 0, 0.0
-    for episode in episodes:
-        steps = episode.num_steps
-        state = torch.from_numpy(policy.normalizer.normalize_state(episode.state))
-        actions = policy.normalizer.normalize_action(torch.from_numpy(episode.action))
-        index = np.arange(steps)[:, None] + np.arange(k)[None]  # (T, K): the chunk that starts at each step
-        pad = torch.from_numpy(index >= steps)
-        chunk = actions[np.minimum(index, steps - 1)]  # (T, K, A)
-        valid = (~pad).unsqueeze(-1).float()  # (T, K, 1)
+    from act.data import ChunkDataset, collate
+
+    model = policy.model
+    samples = ChunkDataset(episodes, model.config.chunk_size, policy.normalizer)
+    sums = {"mu": 0.0, "std": 0.0, "err_mu": 0.0, "err_0": 0.0, "labels": 0.0}
+    for start in range(0, len(samples), batch_size):
+        batch = collate(samples.__getitems__(np.arange(start, min(start + batch_size, len(samples)))))
+        state, chunk = batch["state"], batch["action"]
+        valid = (~batch["action_pad"]).unsqueeze(-1).float()  # (B, K, 1)
         with torch.no_grad():
-            mu, logvar = model.encode_latent(state, chunk, pad)  # (T, L) each
-            sums["err_mu"] += float(((model.decode(state, mu) - chunk)[..., :3].abs() * valid).sum())
-            sums["err_0"] += float(((model.decode(state, torch.zeros_like(mu)) - chunk)[..., :3].abs() * valid).sum())
+            mu, logvar = model.encode_latent(state, chunk, batch["action_pad"])  # (B, L) each
+            for name, z in (("err_mu", mu), ("err_0", torch.zeros_like(mu))):
+                sums[name] += float(((model.decode(state, z) - chunk)[..., :3].abs() * valid).sum())
         sums["mu"] += float(mu.abs().mean(-1).sum())
         sums["std"] += float((0.5 * logvar).exp().mean(-1).sum())
-        states += steps
-        labels += 3 * float(valid.sum())
-    return sums["mu"] / states, sums["std"] / states, sums["err_mu"] / labels, sums["err_0"] / labels
+        sums["labels"] += 3 * float(valid.sum())
+    n = len(samples)
+    return sums["mu"] / n, sums["std"] / n, sums["err_mu"] / sums["labels"], sums["err_0"] / sums["labels"]
 
 
 def main(argv=None) -> int:
