@@ -494,8 +494,10 @@ class ACTPolicy(nn.Module):
                 latent = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # (B, L)
             else:
                 latent = mu
-        else:  # the latent inference uses, in training too
+            kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(-1).mean()
+        else:  # the latent inference uses, in training too, and nothing for the KL to pull
             latent = torch.zeros(b, self.config.latent_dim, device=state.device, dtype=state.dtype)
+            kl = torch.zeros((), device=state.device, dtype=state.dtype)
         pred = self.decode(state, latent, images)  # (B, K, A)
 
         valid = (~action_pad).unsqueeze(-1).to(pred.dtype)  # (B, K, 1)
@@ -507,9 +509,6 @@ class ACTPolicy(nn.Module):
             # weights give the plain mean bit for bit; the clamp only guards a batch with no label.
             w = weight.to(pred.dtype).view(b, 1, 1)
             l1 = (abs_err * w).sum() / ((valid * w).sum() * a).clamp(min=1e-12)
-        if not self.config.vae:
-            return l1, {"l1": l1.item(), "kl": 0.0, "loss": l1.item()}
-        kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(-1).mean()
         loss = l1 + self.config.kl_weight * kl
         return loss, {"l1": l1.item(), "kl": kl.item(), "loss": loss.item()}
 
