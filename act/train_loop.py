@@ -190,8 +190,11 @@ class TrainingLoop:
         writer.add_scalar("perf/steps_per_s", counted / max(self.step_time, 1e-9), step)
         writer.add_scalar("perf/data_fraction", self.data_time / max(self.step_time, 1e-9), step)
         last_val = self.last_val
-        bar.set_postfix(loss=f"{means['loss']:.3f}", l1=f"{means['l1']:.3f}", kl=f"{means['kl']:.4f}",
-                        val="-" if last_val is None else f"{last_val:.3f}", refresh=False)
+        shown = {"loss": f"{means['loss']:.3f}", "l1": f"{means['l1']:.3f}"}
+        if self.config.vae:  # without the CVAE the KL is always 0
+            shown["kl"] = f"{means['kl']:.4f}"
+        shown["val"] = "-" if last_val is None else f"{last_val:.3f}"
+        bar.set_postfix(shown, refresh=False)
         self._reset_window()
 
     def validate(self, step: int) -> bool:

@@ -276,6 +276,15 @@ def test_a_run_written_before_newer_flags_resumes(pick_place_demos, tmp_path):
     assert load(out / "latest.pt")["step"] == 4
 
 
+@pytest.mark.parametrize("vae", [False, True])
+def test_the_progress_line_shows_the_kl_only_with_the_cvae(pick_place_demos, tmp_path, vae):
+    result = train("--data", str(pick_place_demos), "--out", str(tmp_path / "run"), "--steps", "6",
+                   "--log-every", "3", "--progress", "--vae" if vae else "--no-vae")
+    assert result.returncode == 0, result.stderr
+    assert "6/6" in result.stderr and "l1=" in result.stderr, result.stderr
+    assert ("kl=" in result.stderr) is vae, result.stderr
+
+
 # ---------------------------------------------------------------------------- bad inputs
 
 def test_empty_and_missing_folders(tmp_path):
