@@ -75,6 +75,13 @@ def spawn_axes(ax, task: str, low, high, *, pad: float = 0.02) -> tuple[int, int
     return i, j
 
 
+def object_used(task: str) -> bool:
+    """False when the task never reads the object it places (reach's puck): a hand-object distance
+    means nothing there. True for every other task, and for a task the table does not know."""
+    names = [name for name in _table().get(task, ()) if name.startswith("object")]
+    return not names or not all(name.endswith(UNUSED) for name in names)
+
+
 def dimension_names(task: str, size: int) -> list[str]:
     """A name for each of the ``size`` entries of ``task``'s random vector ("rand_vec[i]" if unknown)."""
     names = _table().get(task)

@@ -122,6 +122,9 @@ def test_the_hud_shows_speed_distances_the_goal_colour_and_the_view_the_keys_fol
     assert "goal: the magenta ball" in texts
     assert "keys move the arm in the main view (operator)" in texts
     assert "step 240 of 2000 (3.0 s simulated)" in texts
+    # reach's puck is not the task's: only the distance that decides success
+    reach = [text for text, _, _ in hud_lines(state(task="reach-v3", object_used=False))]
+    assert "to goal 12.0 cm" in reach and not any("hand-object" in text for text in reach)
     assert ("bottom-right", "speed 0.5x") in [(corner, text) for corner, text, _ in badges(STATES["recording"])]
 
 

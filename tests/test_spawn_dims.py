@@ -9,7 +9,7 @@ import pytest
 
 from cli_helpers import run_cli
 from teleop.spawn import SpawnStream, spawn_diversity
-from teleop.spawn_dims import dimension_names, plane
+from teleop.spawn_dims import dimension_names, object_used, plane
 from teleop.spawn_survey import measure
 
 
@@ -21,8 +21,10 @@ def test_the_table_names_what_each_entry_moves(task):
         assert names[3:] == ["goal x", "goal y", "goal z"]
         assert all(n.endswith("(unused by the task)") for n in names[:2])  # the puck it never touches
         assert [n for _, n in plane(task, *_box(task))] == ["goal x", "goal y"]
+        assert not object_used(task)  # the live window shows no hand-object distance
     else:
         assert [n for _, n in plane(task, *_box(task))][0].startswith("goal")  # the object never moves
+        assert object_used(task)  # it stays put, but the task moves it
 
 
 def _box(task):
@@ -64,6 +66,9 @@ def test_act_train_accepts_goal_only_diversity_and_inspect_names_the_entries(tmp
     assert report.returncode == 0, report.stderr
     for name in ("goal x", "goal y", "distinct spawns: 4 of 4"):
         assert name in report.stdout
+    header, *rows = report.stdout.splitlines()[:5]
+    assert header.endswith("spawn (goal x, goal y)")  # each episode's row: what differs between spawns
+    assert len({row.split("(")[-1] for row in rows}) == 4
     assert "object x" not in report.stdout  # the puck starts in one place: not a randomized entry
 
 

@@ -20,6 +20,7 @@ class DatasetSummary:
     problems: list[str]  # one line per unreadable file
     tasks: Counter = field(default_factory=Counter)
     diversity: dict = field(default_factory=dict)  # task -> SpawnDiversity
+    spawn_entries: dict = field(default_factory=dict)  # task -> [(index in rand_vec, name)] the task randomizes
 
 
 def summarize(folders) -> DatasetSummary:
@@ -30,7 +31,17 @@ def summarize(folders) -> DatasetSummary:
         eps = [e for e in episodes if e["task"] == task]
         low, high = spawn_box_of(eps)
         summary.diversity[task] = spawn_diversity([e["rand_vec"] for e in eps], low, high, task=task)
+        summary.spawn_entries[task] = spawn_entries(task, low, high)
     return summary
+
+
+def spawn_entries(task: str, low, high) -> list[tuple[int, str]]:
+    """(index, name) of each random-vector entry the task randomizes and reads: what makes two of its
+    spawns different (plate-slide's goal, not its fixed puck; reach's goal, not its unused puck)."""
+    from teleop.spawn_dims import dimension_names, used, varying
+
+    names = dimension_names(task, np.asarray(low).size)
+    return [(int(i), names[i]) for i in varying(low, high) if used([names[i]])[0]]
 
 
 def spawn_box_of(episodes: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -45,13 +56,17 @@ def spawn_box_of(episodes: list[dict]) -> tuple[np.ndarray, np.ndarray]:
 def format_report(summary: DatasetSummary, *, max_rows: int = 200) -> str:
     lines = []
     if summary.episodes:
+        entries = summary.spawn_entries
+        named = (", ".join(name for _, name in next(iter(entries.values()))) if len(entries) == 1
+                 else "each task's randomized entries, named below")
         lines.append(f"{'episode':<22} {'task':<24} {'seed':>8} {'ok':>3} {'steps':>5}  "
-                     f"{'operator':<10} object spawn (x, y, z)")
+                     f"{'operator':<10} spawn ({named})")
         for e in summary.episodes[:max_rows]:
-            x, y, z = np.asarray(e["object_init_pos"], dtype=float)
+            vector = np.asarray(e["rand_vec"], dtype=float).ravel()
+            values = ", ".join(f"{vector[i]:+.4f}" for i, _ in entries.get(e["task"], ()))
             lines.append(f"{Path(e['path']).name:<22} {e['task']:<24} {int(e['seed']):>8} "
                          f"{'yes' if e['success'] else 'no':>3} {int(e['num_steps']):>5}  "
-                         f"{str(e.get('operator') or '-'):<10} ({x:+.4f}, {y:+.4f}, {z:+.4f})")
+                         f"{str(e.get('operator') or '-'):<10} ({values})")
         if len(summary.episodes) > max_rows:
             lines.append(f"... {len(summary.episodes) - max_rows} more")
     lines.append("")

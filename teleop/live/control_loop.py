@@ -53,6 +53,7 @@ from teleop.live.pace import SPEED_RANGE, next_speed
 from teleop.live.timing import DeadlineScheduler, LoopStats
 from teleop.mapping import ActionMapper
 from teleop.recorder import EpisodeBuffer
+from teleop.spawn_dims import object_used
 
 # Device motion below this (fraction of full scale) does not count as "the operator started".
 START_THRESHOLD = 0.05
@@ -358,6 +359,7 @@ class ControlLoop:
             keepable=flow.keepable, device_lost=flow.device_lost, settings=self.config.settings_text,
             help_lines=self.help_lines, progress=progress, reminder=self.source.reminder, notice=self.notice,
             practice=self.source.practice, hand_to_object=hand_to_object,
+            object_used=object_used(self.env.task),
             to_goal=float(info["obj_to_target"]) if "obj_to_target" in info else None,
             # MetaWorld reports grasp_success on tasks without anything to grasp too: only near the object.
             grasped=bool(info.get("grasp_success", 0.0)) and hand_to_object < 0.05,

@@ -61,6 +61,7 @@ class HudState:
     notice: str = ""  # a one-off message (e.g. why an episode was not kept)
     practice: bool = False
     hand_to_object: Optional[float] = None  # metres
+    object_used: bool = True  # False: the task ignores the object it places (reach's puck), no distance shown
     to_goal: Optional[float] = None  # metres, the task's own measure (MetaWorld's obj_to_target)
     grasped: bool = False
     view: str = ""  # the camera the keys follow
@@ -149,8 +150,8 @@ def hud_lines(state: HudState) -> list[tuple[str, tuple, bool]]:
         (f"step {state.steps} of {state.max_steps} ({seconds:.1f} s simulated)", WHITE, False),
         (f"speed {state.speed:.2g}x real time  "
          f"({key(state, 'slower', '[')}/{key(state, 'faster', ']')} to change)", WHITE, False),
-        (f"hand-object {_cm(state.hand_to_object)}   to goal {_cm(state.to_goal)}"
-         + ("   grasped" if state.grasped else ""), WHITE, False),
+        ((f"hand-object {_cm(state.hand_to_object)}   " if state.object_used else "")
+         + f"to goal {_cm(state.to_goal)}" + ("   grasped" if state.grasped else ""), WHITE, False),
         (GOAL_TEXT, MAGENTA, False),
         (f"spawn seed {state.seed} (#{state.spawn_index})", GREY, False),
         (f"{state.device}: {state.device_status}", ORANGE if state.device_lost else GREY, False),
