@@ -466,10 +466,10 @@ class ACTPolicy(nn.Module):
         cameras, optionally weight (B,) the loss weight of each sample.
 
         loss = L1 over valid steps and action dims + kl_weight * KL (summed over latent dims,
-        averaged over the batch; with ``config.vae`` off, z = 0 and the loss is the L1 alone). With "weight" the L1 is a weighted mean,
-        sum(w * |err| * valid) / sum(w * valid * A); without it (or with all weights 1) it is the plain
-        mean, bit for bit. The KL stays an unweighted batch mean. z is sampled in train mode and is the
-        posterior mean in eval mode, so a validation loss is deterministic.
+        averaged over the batch; with ``config.vae`` off, z = 0 and the loss is the L1 alone). With
+        "weight" the L1 is a weighted mean, sum(w * |err| * valid) / sum(w * valid * A); without it (or
+        with all weights 1) it is the plain mean, bit for bit. The KL stays an unweighted batch mean. z is
+        sampled in train mode and is the posterior mean in eval mode, so a validation loss is deterministic.
         """
         state, action, action_pad = batch["state"], batch["action"], batch["action_pad"]
         images = batch.get("images")
