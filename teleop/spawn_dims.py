@@ -45,13 +45,18 @@ def used(names) -> list[bool]:
     return [not name.endswith(UNUSED) for name in names]
 
 
+def used_entries(task: str, low, high) -> list[tuple[int, str]]:
+    """(index, name) of each random-vector entry the task randomizes and reads: what makes two of its
+    spawns different (plate-slide's goal, not its fixed puck; reach's goal, not its unused puck)."""
+    names = dimension_names(task, len(low))
+    return [(int(i), names[i]) for i in varying(low, high) if used([names[i]])[0]]
+
+
 def plane(task: str, low, high) -> list[tuple[int, str]]:
     """The (index, name) of the two randomized entries a spawn plot shows: the first two the task
     uses (the object's x and y for most tasks, the goal's where only the goal moves)."""
     names = dimension_names(task, len(low))
-    axes = [int(i) for i in varying(low, high)]
-    chosen = [i for i in axes if used(names)[i]][:2] or axes[:2]
-    return [(i, names[i]) for i in chosen]
+    return used_entries(task, low, high)[:2] or [(int(i), names[i]) for i in varying(low, high)[:2]]
 
 
 def spawn_axes(ax, task: str, low, high, *, pad: float = 0.02) -> tuple[int, int]:

@@ -11,6 +11,7 @@ import numpy as np
 from teleop.episode import read_intervention, scan_folder, takeovers
 from teleop.errors import ToolkitError
 from teleop.spawn import SpawnDiversity, spawn_diversity
+from teleop.spawn_dims import used_entries
 
 
 @dataclass
@@ -31,17 +32,8 @@ def summarize(folders) -> DatasetSummary:
         eps = [e for e in episodes if e["task"] == task]
         low, high = spawn_box_of(eps)
         summary.diversity[task] = spawn_diversity([e["rand_vec"] for e in eps], low, high, task=task)
-        summary.spawn_entries[task] = spawn_entries(task, low, high)
+        summary.spawn_entries[task] = used_entries(task, low, high)
     return summary
-
-
-def spawn_entries(task: str, low, high) -> list[tuple[int, str]]:
-    """(index, name) of each random-vector entry the task randomizes and reads: what makes two of its
-    spawns different (plate-slide's goal, not its fixed puck; reach's goal, not its unused puck)."""
-    from teleop.spawn_dims import dimension_names, used, varying
-
-    names = dimension_names(task, np.asarray(low).size)
-    return [(int(i), names[i]) for i in varying(low, high) if used([names[i]])[0]]
 
 
 def spawn_box_of(episodes: list[dict]) -> tuple[np.ndarray, np.ndarray]:

@@ -97,6 +97,7 @@ class ControlLoop:
         self.env, self.device, self.mapper, self.config = env, device, mapper, config
         self.source, self.stats = source, stats
         self.help_lines = tuple(help_lines)
+        self.object_used = object_used(env.task)  # reach's puck: no hand-object distance on the HUD
         self.keys = dict(keys or {})  # action -> the control the HUD names for it
         self.window_size: Optional[tuple[int, int]] = None  # set when the operator resizes the window
         self.flow = EpisodeFlow(source.episodes, hold_steps=config.hold_steps, auto=device.frame == "world",
@@ -359,7 +360,7 @@ class ControlLoop:
             keepable=flow.keepable, device_lost=flow.device_lost, settings=self.config.settings_text,
             help_lines=self.help_lines, progress=progress, reminder=self.source.reminder, notice=self.notice,
             practice=self.source.practice, hand_to_object=hand_to_object,
-            object_used=object_used(self.env.task),
+            object_used=self.object_used,
             to_goal=float(info["obj_to_target"]) if "obj_to_target" in info else None,
             # MetaWorld reports grasp_success on tasks without anything to grasp too: only near the object.
             grasped=bool(info.get("grasp_success", 0.0)) and hand_to_object < 0.05,
