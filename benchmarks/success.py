@@ -29,7 +29,12 @@ every cell (kept in each row; write it with '=': ``--train-args="--image-shift 4
 
 ``--reevaluate OLD`` trains nothing: it evaluates the cached runs of OLD's rows again with act-eval's
 current defaults, or the inference given by ``--query-every`` / ``--temporal-ensemble``, and writes rows
-that keep OLD's training fields.
+that keep OLD's training fields. With ``--more-spawns N`` it evaluates them instead on N further unseen
+spawns (the seeds right after the row's) and writes rows pooled over both draws (``draws`` keeps each);
+``--below RATE`` takes only the rows that scored under RATE:
+
+    .venv/bin/python benchmarks/success.py --tasks all --demos 20 --reevaluate success.jsonl --more-spawns 400 \
+        --below 1 --results success_500.jsonl --jobs 2   # every cell under 100/100, on 500 spawns
 
 Beside the cells, the scripted expert itself runs on the same unseen spawns act-eval uses (seeds
 1,000,000+, 500 steps, stopping at success) once per task, into ``--expert-results`` (expert.jsonl): the
@@ -299,24 +304,28 @@ def run_cell(cell: Cell, args) -> dict:
     }
 
 
-def evaluate_run(work: Path, args, log: Path) -> dict:
-    """``act-eval`` of the run in ``work`` on ``--episodes`` unseen spawns, with the checkpoint's inference
-    unless --query-every / --temporal-ensemble; returns the results-row fields it decides."""
+def evaluate_run(work: Path, args, log: Path, seed: int | None = None, episodes: int | None = None) -> dict:
+    """``act-eval`` of the run in ``work`` on ``--episodes`` unseen spawns (or ``episodes`` from seed
+    ``seed``, into ``eval_<seed>``), with the checkpoint's inference unless --query-every /
+    --temporal-ensemble; returns the results-row fields it decides."""
+    out = work / ("eval" if seed is None else f"eval_{seed}")
     evaluate = [sys.executable, "-m", "act.evaluate", "--ckpt", str(work / "run"), "--episodes",
-                str(args.episodes), "--videos", "0", "--workers", "1", "--out", str(work / "eval")]
+                str(episodes or args.episodes), "--videos", "0", "--workers", "1", "--out", str(out)]
+    if seed is not None:
+        evaluate += ["--seed", str(seed)]
     if args.query_every is not None:
         evaluate += ["--query-every", str(args.query_every)]
     if args.temporal_ensemble is not None:
         evaluate += ["--temporal-ensemble", str(args.temporal_ensemble)]
     eval_minutes = _run(evaluate, log)
-    report = json.loads((work / "eval" / "results.json").read_text())
+    report = json.loads((out / "results.json").read_text())
     summary, coverage = report["summary"], report["coverage"]
 
     def split(block: dict) -> dict:
         return {k: block.get(k) for k in ("episodes", "successes", "success_rate", "success_ci95")}
 
     return {
-        "eval_minutes": round(eval_minutes, 3), "inference": report["inference"],
+        "eval_minutes": round(eval_minutes, 3), "eval_seed": report["seed"], "inference": report["inference"],
         "checkpoint_step": report["checkpoint_step"],
         "successes": summary["successes"], "episodes": summary["episodes"],
         "success_rate": summary["success_rate"], "success_ci95": summary["success_ci95"],
@@ -338,6 +347,41 @@ def reevaluate_cell(cell: Cell, args) -> dict:
     work = Path(source["run"])
     return {**source, **evaluate_run(work, args, work / "log.txt"), "jobs": args.jobs,
             "reevaluated_from": args.reevaluate}
+
+
+def more_spawns_cell(cell: Cell, args) -> dict:
+    """Evaluate a cell's trained run on ``--more-spawns`` further unseen spawns, the seeds right after the
+    ones its row was measured on, and write the row pooled over both draws (``draws`` keeps each): one draw
+    of 100 spawns moves a cell by up to ten points (BENCHMARKS.md, "How much of a cell is the draw")."""
+    STAGES[cell] = f"evaluating {args.more_spawns} more spawns since {time.strftime('%H:%M')}"
+    from act.metrics import wilson_interval
+    from act.rollout import EVAL_BASE_SEED
+
+    source = SOURCE_ROWS[cell.key]
+    work = Path(source["run"])
+    draws = source.get("draws") or [{"seed": source.get("eval_seed", EVAL_BASE_SEED),
+                                     "episodes": source["episodes"], "successes": source["successes"],
+                                     "inference": source.get("inference")}]
+    seed = max(d["seed"] + d["episodes"] for d in draws)
+    more = evaluate_run(work, args, work / "log.txt", seed=seed, episodes=args.more_spawns)
+    if draws[0].get("inference") and more["inference"] != draws[0]["inference"]:
+        raise RuntimeError(f"{cell}: the run now evaluates with {more['inference']}, its row with "
+                           f"{draws[0]['inference']}; pooling them would mix two policies")
+    draws = draws + [{"seed": seed, "episodes": more["episodes"], "successes": more["successes"],
+                      "inference": more["inference"]}]
+    successes, episodes = sum(d["successes"] for d in draws), sum(d["episodes"] for d in draws)
+
+    def pooled(earlier: dict, later: dict) -> dict:  # a coverage split (inside or outside the hull) of both draws
+        hits, count = earlier["successes"] + later["successes"], earlier["episodes"] + later["episodes"]
+        return {"episodes": count, "successes": hits, "success_rate": hits / count if count else None,
+                "success_ci95": list(wilson_interval(hits, count)) if count else None}
+
+    coverage = {**source["coverage"], **{side: pooled(source["coverage"][side], more["coverage"][side])
+                                         for side in ("inside", "outside")}}
+    return {**source, "draws": draws, "successes": successes, "episodes": episodes, "coverage": coverage,
+            "success_rate": successes / episodes, "success_ci95": list(wilson_interval(successes, episodes)),
+            "eval_minutes": source.get("eval_minutes", 0) + more["eval_minutes"], "jobs": args.jobs,
+            "more_spawns_from": args.reevaluate, "finished": more["finished"]}
 
 
 def _tracked(work, cell: Cell, args) -> dict:
@@ -681,9 +725,18 @@ def main(argv=None) -> int:
     parser.add_argument("--reevaluate", metavar="RESULTS",
                         help="train nothing: evaluate again (act-eval's current defaults) the cached runs of this "
                              "results file's rows that match --tasks/--demos/--device/--spawn, into --results")
+    parser.add_argument("--more-spawns", type=int, metavar="N",
+                        help="with --reevaluate: evaluate each run on N further unseen spawns (the seeds after its "
+                             "row's) and write rows pooled over both draws")
+    parser.add_argument("--below", type=float, default=None, metavar="RATE",
+                        help="with --reevaluate: only the rows whose success rate is under RATE (e.g. 1 skips 100%%)")
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.steps < 1 or args.episodes < 1 or any(d < 1 for d in args.demos):
         parser.error("--jobs, --steps, --episodes and --demos must be at least 1")
+    if (args.more_spawns is not None or args.below is not None) and not args.reevaluate:
+        parser.error("--more-spawns and --below apply to --reevaluate OLD (the runs to evaluate again)")
+    if args.more_spawns is not None and args.more_spawns < 1:
+        parser.error("--more-spawns must be at least 1")
     if any(seed < 0 for seed in args.seeds) or len(set(args.seeds)) < len(args.seeds):
         parser.error("--seeds: distinct numbers >= 0")
     if args.tasks == ["all"]:
@@ -708,12 +761,14 @@ def main(argv=None) -> int:
             if source.resolve() == results.resolve():
                 parser.error("--reevaluate: give the old results file, and a new --results for the new rows")
             SOURCE_ROWS.update({row_key(row): row for row in read_results(source)
-                                if (Path(row["run"]) / "run").is_dir()})
+                                if (Path(row["run"]) / "run").is_dir()
+                                and (args.below is None or row["success_rate"] < args.below)})
             cells = [c for c in cells if c.key in SOURCE_ROWS]
             if not cells:
-                parser.error(f"--reevaluate: no row of {source} matches the cells asked for and still has its "
-                             f"run folder in the cache")
-            run_grid(cells, args, results, work=reevaluate_cell)
+                parser.error(f"--reevaluate: no row of {source} matches the cells asked for"
+                             + (f", scored under {args.below:g}" if args.below is not None else "")
+                             + " and still has its run folder in the cache")
+            run_grid(cells, args, results, work=more_spawns_cell if args.more_spawns else reevaluate_cell)
         else:
             if not args.no_expert:
                 run_experts(args.tasks, args.episodes, Path(args.expert_results), args.jobs)

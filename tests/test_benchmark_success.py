@@ -181,3 +181,59 @@ def test_training_seeds_share_their_demos_and_the_table_shows_each(tmp_path, mon
     png = tmp_path / "success.png"
     bench.plot(merged, png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_more_spawns_pools_a_second_draw_of_the_runs_that_scored_under_the_bar(tmp_path, monkeypatch):
+    bench = load_module()
+    inference = {"temporal_ensemble": None, "query_every": 5}
+    source, rows = tmp_path / "old.jsonl", []
+    for task, successes in (("push-back-v3", 78), ("reach-v3", 100)):
+        run = tmp_path / "runs" / task
+        (run / "run").mkdir(parents=True)
+        split = {"episodes": 50, "successes": successes // 2, "success_rate": None, "success_ci95": None}
+        rows.append({**row(task, 20, successes), "run": str(run), "inference": inference, "eval_minutes": 0.5,
+                     "coverage": {"train_spawns": 18, "inside": split, "outside": split}})
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    asked = []
+
+    def fake_evaluate(work, args, log, seed=None, episodes=None):
+        asked.append((Path(work).name, seed, episodes))
+        return {"episodes": episodes, "successes": 344, "inference": inference, "eval_minutes": 1.0,
+                "finished": "now", "coverage": {"inside": {"episodes": 100, "successes": 90},
+                                                "outside": {"episodes": 300, "successes": 254}}}
+
+    monkeypatch.setattr(bench, "evaluate_run", fake_evaluate)
+    monkeypatch.setattr(bench, "report", lambda *a: None)
+    results = tmp_path / "new.jsonl"
+    assert bench.main(["--tasks", "push-back-v3", "reach-v3", "--demos", "20", "--reevaluate", str(source),
+                       "--more-spawns", "400", "--below", "1", "--results", str(results), "--heartbeat", "0"]) == 0
+    assert asked == [("push-back-v3", 1_000_100, 400)]  # the seeds after the row's 100; reach's 100% is left
+    (pooled,) = bench.read_results(results)
+    assert (pooled["successes"], pooled["episodes"], pooled["success_rate"]) == (422, 500, 0.844)
+    assert [(d["seed"], d["episodes"], d["successes"]) for d in pooled["draws"]] == [(1_000_000, 100, 78),
+                                                                                     (1_000_100, 400, 344)]
+    assert pooled["coverage"]["inside"]["episodes"] == 150 and pooled["coverage"]["outside"]["successes"] == 293
+    assert pooled["success_ci95"][0] < 0.844 < pooled["success_ci95"][1]
+    text = bench.table([pooled])
+    assert "success on 500 unseen random spawns" in text and "| push-back-v3 | 84% (81%-87%)" in text
+
+    # A second pass continues after both draws; a run whose inference changed is not pooled with its row.
+    again = tmp_path / "again.jsonl"
+    bench.main(["--tasks", "push-back-v3", "--demos", "20", "--reevaluate", str(results), "--more-spawns", "100",
+                "--results", str(again), "--heartbeat", "0"])
+    assert asked[-1] == ("push-back-v3", 1_000_500, 100)
+    inference = {"temporal_ensemble": -0.1, "query_every": None}
+    other = tmp_path / "other.jsonl"
+    bench.main(["--tasks", "push-back-v3", "--demos", "20", "--reevaluate", str(source), "--more-spawns", "400",
+                "--results", str(other), "--heartbeat", "0"])
+    assert bench.read_results(other) == []
+
+
+def test_more_spawns_needs_reevaluate(capsys):
+    import pytest
+
+    bench = load_module()
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--tasks", "push-v3", "--more-spawns", "400"])
+    assert exit_info.value.code == 2
+    assert "--more-spawns and --below apply to --reevaluate" in capsys.readouterr().err
