@@ -471,7 +471,9 @@ def _cell_text(row: dict) -> str:
         each = "/".join(f"{100 * rate:.0f}" for rate in row["seed_rates"])
         return f"{row['success_rate']:.0%} (seeds {each}) · {row['train_minutes']:.1f} min{capped}"
     low, high = row["success_ci95"]
-    return (f"{row['success_rate']:.0%} ({low:.0%}-{high:.0%}) · {row['train_minutes']:.1f} min{capped}")
+    # Past 100 spawns a point is worth a decimal: 448 of 500 is 89.6%, under the 90% bar that 90% would hide.
+    rate = f"{row['success_rate']:.1%}" if row["episodes"] > 100 else f"{row['success_rate']:.0%}"
+    return f"{rate} ({low:.0%}-{high:.0%}) · {row['train_minutes']:.1f} min{capped}"
 
 
 def merge_seeds(rows: list[dict]) -> list[dict]:

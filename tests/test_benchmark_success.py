@@ -215,7 +215,7 @@ def test_more_spawns_pools_a_second_draw_of_the_runs_that_scored_under_the_bar(t
     assert pooled["coverage"]["inside"]["episodes"] == 150 and pooled["coverage"]["outside"]["successes"] == 293
     assert pooled["success_ci95"][0] < 0.844 < pooled["success_ci95"][1]
     text = bench.table([pooled])
-    assert "success on 500 unseen random spawns" in text and "| push-back-v3 | 84% (81%-87%)" in text
+    assert "success on 500 unseen random spawns" in text and "| push-back-v3 | 84.4% (81%-87%)" in text
 
     # A second pass continues after both draws; a run whose inference changed is not pooled with its row.
     again = tmp_path / "again.jsonl"
