@@ -119,6 +119,7 @@ def test_checkpoint_picks_the_inference_by_who_recorded_the_demos(tiny_run):
     assert checkpoint["inference"] == {"temporal_ensemble": None, "query_every": 5}
     # ... and no CVAE (z = 0 in training too): the scripted expert has one plan per state
     assert checkpoint["config"]["vae"] is False and not [k for k in checkpoint["model"] if k.startswith("vae_")]
+    assert checkpoint["config"]["dropout"] == 0.0  # ... nor dropout: the expert's labels have no noise to average
     policy = Policy.load(tiny_run)
     assert policy.ensembler is None and policy.query_every == 5
     # A person's demos: temporal ensembling; a checkpoint older than the choice: ensembling too.
@@ -401,3 +402,19 @@ def test_the_cvae_default_follows_who_recorded_the_demos():
     assert resolved("--vae", person=False) is True and resolved("--no-vae", person=True) is False
     assert resolved(saved={"lr": 6e-4}, person=False) is True  # a run from before the choice resumes with it
     assert resolved(saved={"vae": False}, person=True) is False
+
+
+def test_dropout_follows_who_recorded_the_demos():
+    """No dropout for a state policy on scripted demos, ACT's 0.1 for a person's and with cameras
+    (BENCHMARKS.md, "Dropout without the CVAE"); a flag, or the run being resumed, wins."""
+    from act.train import parse_args
+
+    def dropout(*argv, saved=None, person):
+        train, flags = parse_args(["--data", "d", "--out", "o", *argv])
+        return train.resolve_model_flags(flags, saved, recorded_by_person=person)["dropout"]
+
+    assert dropout(person=False) == 0.0
+    assert dropout(person=True) == 0.1
+    assert dropout("--cameras", "corner2", person=False) == 0.1
+    assert dropout("--dropout", "0.2", person=False) == 0.2 and dropout("--dropout", "0", person=True) == 0.0
+    assert dropout(saved={"dropout": 0.1}, person=False) == 0.1  # a resumed run keeps its own
