@@ -42,8 +42,8 @@ AUTO_MODEL_FLAGS = {
            "a person and for camera policies.",
     "dropout": "0 for a state policy on the scripted expert's demos (labels without noise, which the network at 0.1 "
                "does not fit: over the 50 tasks at 20 demos 4833 against 4820 successes of 5000 and 42 against 41 "
-               "of the 44 mastered tasks at 90 of 100 or more; BENCHMARKS.md, \"Dropout without the CVAE\"), 0.1 (ACT's) for "
-               "demos recorded by a person and for camera policies.",
+               "of the 44 mastered tasks at 90 of 100 or more; BENCHMARKS.md, \"Dropout without the CVAE\"), "
+               "0.1 (ACT's) for demos recorded by a person and for camera policies.",
 }
 PRETRAINED_LR_BACKBONE = 1e-5
 STATE_LR = 6e-4
