@@ -190,9 +190,11 @@ class TrainConfig:
 
         if saved is not None:
             flags.setdefault("vae", True)  # a run from before the choice trained the CVAE
-        flags.setdefault("vae", bool(recorded_by_person or self.camera_names))
-        # The same split as the CVAE's: a person's labels carry noise that dropout averages, the expert's none.
-        flags.setdefault("dropout", ACTConfig.dropout if recorded_by_person or self.camera_names else 0.0)
+        # ACT's CVAE and dropout for a person's demos (several plans, noisy labels) and for cameras; neither
+        # for the scripted expert's state demos (one plan per state, labels without noise).
+        act_recipe = bool(recorded_by_person or self.camera_names)
+        flags.setdefault("vae", act_recipe)
+        flags.setdefault("dropout", ACTConfig.dropout if act_recipe else 0.0)
         flags.setdefault("lr", ACTConfig.lr if self.camera_names else STATE_LR)
         if not self.camera_names:
             return flags

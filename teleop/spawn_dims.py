@@ -49,7 +49,8 @@ def used_entries(task: str, low, high) -> list[tuple[int, str]]:
     """(index, name) of each random-vector entry the task randomizes and reads: what makes two of its
     spawns different (plate-slide's goal, not its fixed puck; reach's goal, not its unused puck)."""
     names = dimension_names(task, len(low))
-    return [(int(i), names[i]) for i in varying(low, high) if used([names[i]])[0]]
+    read = used(names)
+    return [(int(i), names[i]) for i in varying(low, high) if read[i]]
 
 
 def plane(task: str, low, high) -> list[tuple[int, str]]:
