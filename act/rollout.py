@@ -107,7 +107,7 @@ def _run_group(policy, envs, spawns, *, max_steps, stop_on_success, cameras, siz
             obs[i], reward, success, truncated, info = env.step(actions[i])
             length[i] += 1
             reward_sum[i] += reward
-            distance[i] = float(info["obj_to_target"])
+            distance[i] = env.goal_distance(obs[i], info)
             if success and first_success[i] is None:
                 first_success[i] = int(length[i])
             if on_step is not None:

@@ -34,6 +34,8 @@ HAND_SAG = (0.0, -0.0002, 0.0039)
 OBS_DIM = 39
 ACTION_DIM = 4
 _ROBOT_JOINT_PREFIXES = ("right_j", "r_close", "l_close")
+# Tasks whose info reports obj_to_target as 0 at every step: MetaWorld does not measure it there.
+UNMEASURED_GOAL_DISTANCE = frozenset({"assembly-v3", "box-close-v3", "disassemble-v3", "door-open-v3", "hammer-v3"})
 
 
 class TaskError(ToolkitError):
@@ -285,6 +287,32 @@ class TaskEnv:
         self.steps += 1
         truncated = bool(truncated) or self.steps >= self.max_steps
         return obs, float(reward), bool(info["success"]), truncated, info
+
+    def measure(self, obs) -> dict:
+        """MetaWorld's info (obj_to_target, near_object, ...) for the state now, without a step.
+
+        MetaWorld computes it only inside ``step``, so before an episode's first step nothing says how far
+        the goal is. Some tasks' reward code stores flags on the environment as it runs (pickCompleted,
+        reachCompleted, ...): every attribute is put back afterwards, so the next step is the one it would
+        have been (tests/test_env.py runs each task both ways).
+        """
+        env = self._env
+        saved = dict(vars(env))
+        try:
+            _, info = self._quiet(env.evaluate_state, np.asarray(obs, dtype=np.float64),
+                                  np.zeros(ACTION_DIM, dtype=np.float32))
+        finally:
+            vars(env).clear()
+            vars(env).update(saved)
+        return dict(info)
+
+    def goal_distance(self, obs, info: dict) -> float | None:
+        """Metres still to go: MetaWorld's obj_to_target from ``info`` (the task's own measure: the hand's
+        distance on reach tasks, the object's elsewhere), or, on the tasks where MetaWorld reports 0 at every
+        step, the object's distance to the goal in ``obs``. None when ``info`` has neither."""
+        if self.task in UNMEASURED_GOAL_DISTANCE:
+            return float(np.linalg.norm(np.asarray(obs[4:7]) - np.asarray(obs[36:39])))
+        return float(info["obj_to_target"]) if "obj_to_target" in info else None
 
     # ------------------------------------------------------------------ state
     @property

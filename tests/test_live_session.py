@@ -5,6 +5,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 import pygame
 
 from cli_helpers import run_cli
@@ -104,6 +105,7 @@ def first_run(c, log):
     """Keep one success, acknowledge the break reminder, discard an attempt (same spawn again), quit."""
     session = c.source.session
     log["seed0"] = c.request.seed
+    log["ready"] = (c.flow.steps, c.hud.to_goal, float(np.linalg.norm(c.env.hand_pos - c.env.goal_pos)))
     drive_to_goal(c)
     assert c.flow.phase.value == "review" and c.flow.ended.success
     tap(pygame.K_k)
@@ -135,6 +137,8 @@ def test_keyboard_session_keeps_discards_quits_and_resumes_to_the_planned_episod
     out = tmp_path / "session"
     session, log = run(plan, out, first_run)
     assert not session.done
+    steps, shown, distance = log["ready"]  # before the first step the panel already says how far the goal is
+    assert steps == 0 and shown == pytest.approx(distance, abs=1e-9) and shown > 0.05
     files = episode_files(out / "reach-v3")
     assert len(files) == 1 and int(read_attrs(files[0])["seed"]) == log["seed0"]
     assert log["seed1"] != log["seed0"]  # a keep moves on to another spawn

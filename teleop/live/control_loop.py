@@ -113,6 +113,7 @@ class ControlLoop:
         self._episode_speed = self.speed  # the speed the episode in progress started at
         self._recording_since: Optional[float] = None  # wall time of the episode's first step
         self.info: Optional[dict] = None  # MetaWorld's info of the last step
+        self.ready_info: dict = {}  # the same, measured at the spawn before the first step (the HUD only)
         self.notice, self._notice_until = "", 0.0
         self.window_keys = _window_keys(device)
         self.pending: list = []  # (arrival time, [pygame events]) taken off SDL's queue since the last tick
@@ -145,6 +146,7 @@ class ControlLoop:
             self.takeover.reset()
         self.buffer.clear()
         self.info = None
+        self.ready_info = self.env.measure(self.obs)
         self._recording_since = None
         self._steps_wanted = 0
         self._publish_pose()
@@ -346,7 +348,7 @@ class ControlLoop:
     def _publish_hud(self) -> None:
         flow, request, obs = self.flow, self.request, self.obs
         kept, wanted, progress = self.source.hud(flow.kept)
-        info = self.info or {}
+        info = self.ready_info if self.info is None else self.info
         hand_to_object = float(np.linalg.norm(self.env.hand_pos - obs[4:7]))
         if self.notice and time.perf_counter() > self._notice_until:
             self.notice = ""
@@ -361,7 +363,7 @@ class ControlLoop:
             help_lines=self.help_lines, progress=progress, reminder=self.source.reminder, notice=self.notice,
             practice=self.source.practice, hand_to_object=hand_to_object,
             object_used=self.object_used,
-            to_goal=float(info["obj_to_target"]) if "obj_to_target" in info else None,
+            to_goal=self.env.goal_distance(obs, info),
             # MetaWorld reports grasp_success on tasks without anything to grasp too: only near the object.
             grasped=bool(info.get("grasp_success", 0.0)) and hand_to_object < 0.05,
             view=self.config.camera if self.device.frame != "world" else "", keys=self.keys,
