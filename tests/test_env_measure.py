@@ -10,8 +10,8 @@ from teleop.spawn import SpawnStream
 
 
 def _expert_steps(task: str, measure: bool, steps: int = 40):
-    """(goal distance before the first step or None, [(obs, reward, info)] of the expert's first steps) on
-    one spawn."""
+    """(goal distance before the first step or None, [(obs, reward, info, goal distance)] of the expert's
+    first steps) on one spawn."""
     env = TaskEnv(task)
     expert = ScriptedExpert(task)
     expert.connect()
@@ -47,11 +47,10 @@ def test_measuring_before_the_first_step_changes_nothing_after_it(task):
 def test_goal_distance_where_metaworld_reports_none():
     """On the five tasks MetaWorld's obj_to_target is 0 even at the spawn; the window shows the object's
     distance to the goal there instead. The set is checked against MetaWorld on all 50 tasks."""
-    spawn_seed = 3
     for task in task_names():
         env = TaskEnv(task)
         try:
-            obs = env.reset(SpawnStream(env.spawn_low, env.spawn_high, strategy="random", base_seed=spawn_seed)[0])
+            obs = env.reset(SpawnStream(env.spawn_low, env.spawn_high, strategy="random", base_seed=3)[0])
             info = env.measure(obs)
             assert (info["obj_to_target"] == 0) == (task in UNMEASURED_GOAL_DISTANCE), task
             distance = env.goal_distance(obs, info)
