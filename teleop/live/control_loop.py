@@ -112,8 +112,8 @@ class ControlLoop:
         self._steps_wanted = 0  # STEP presses not yet run (one paused step per tick)
         self._episode_speed = self.speed  # the speed the episode in progress started at
         self._recording_since: Optional[float] = None  # wall time of the episode's first step
-        self.info: Optional[dict] = None  # MetaWorld's info of the last step
-        self.ready_info: dict = {}  # the same, measured at the spawn before the first step (the HUD only)
+        # MetaWorld's info of the last step, or at a reset the spawn's, measured without a step (the HUD's)
+        self.info: dict = {}
         self.notice, self._notice_until = "", 0.0
         self.window_keys = _window_keys(device)
         self.pending: list = []  # (arrival time, [pygame events]) taken off SDL's queue since the last tick
@@ -145,8 +145,7 @@ class ControlLoop:
             self.pilot.reset()
             self.takeover.reset()
         self.buffer.clear()
-        self.info = None
-        self.ready_info = self.env.measure(self.obs)
+        self.info = self.env.measure(self.obs)
         self._recording_since = None
         self._steps_wanted = 0
         self._publish_pose()
@@ -348,7 +347,7 @@ class ControlLoop:
     def _publish_hud(self) -> None:
         flow, request, obs = self.flow, self.request, self.obs
         kept, wanted, progress = self.source.hud(flow.kept)
-        info = self.ready_info if self.info is None else self.info
+        info = self.info
         hand_to_object = float(np.linalg.norm(self.env.hand_pos - obs[4:7]))
         if self.notice and time.perf_counter() > self._notice_until:
             self.notice = ""
