@@ -12,7 +12,8 @@
 
 One cell = (task, demos, device, spawn):
 1. record ``demos`` episodes with ``teleop record`` (seed 0, 20 steps kept past success, stratified spawns,
-   or one spawn with ``--spawn fixed``) into a cache folder (reused by later runs); ``--device operator``
+   more of them near the faces of the spawn box with ``--spawn chebyshev``, or one spawn with ``--spawn
+   fixed``) into a cache folder (reused by later runs); ``--device operator``
    records them instead with the simulated person at the real keyboard window (benchmarks/operators.py,
    at the window's defaults: speed 0.5, 2000-step limit, 0.5 s kept past success);
 2. ``python -m act.train --threads 1 --no-progress`` with the default ACT config, ``--steps`` and
@@ -67,6 +68,7 @@ from pathlib import Path
 import numpy as np
 
 from act.train_config import TrainConfig
+from teleop.spawn import DEFAULT_STRATEGY
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -170,8 +172,8 @@ def _record_demos(cell: Cell, final: Path, log: Path) -> tuple[Path, float]:
     if cell.device == "operator":
         if VISION["cameras"]:
             raise ValueError("the simulated operator records no images: render them with teleop render")
-        if cell.spawn != "stratified":
-            raise ValueError("the simulated operator records stratified spawns only")
+        if cell.spawn != DEFAULT_STRATEGY:
+            raise ValueError(f"the simulated operator records the window's default spawns ({DEFAULT_STRATEGY}) only")
         command = [sys.executable, str(ROOT / "benchmarks" / "operators.py"), "--devices", "keyboard",
                    "--tasks", cell.task, "--demos", str(cell.demos), "--seed", "0", "--keep", str(partial),
                    "--minutes-per-window", "240"]
@@ -521,9 +523,9 @@ def _weights_text(row: dict) -> str:
 
 
 def _groups(rows: list[dict]) -> list[tuple[str, str]]:
-    """(device, spawn) pairs present, the reference first: scripted demos on stratified spawns."""
+    """(device, spawn) pairs present, the reference first: scripted demos on the default spawns."""
     return sorted({(r["device"], r["spawn"]) for r in rows},
-                  key=lambda g: (g[0] != "scripted", g[1] != "stratified", g))
+                  key=lambda g: (g[0] != "scripted", g[1] != DEFAULT_STRATEGY, g))
 
 
 def table(rows: list[dict], experts: dict[str, dict] | None = None) -> str:
@@ -695,9 +697,10 @@ def main(argv=None) -> int:
     parser.add_argument("--device", choices=("scripted", "humanlike", "operator"), default="scripted",
                         help="who records the demos: the scripted expert, its human-like perturbation, or the "
                              "simulated person at the keyboard window (benchmarks/operator_model.py)")
-    parser.add_argument("--spawn", choices=("stratified", "fixed"), default="stratified",
-                        help="fixed: every demo from one spawn (the single-spawn failure; trained with "
-                             "--allow-single-spawn)")
+    parser.add_argument("--spawn", choices=("stratified", "chebyshev", "fixed"), default=DEFAULT_STRATEGY,
+                        help="how the demos' spawns are drawn (teleop record --spawn): evenly (the default), more "
+                             "near the faces of the spawn box, or every demo from one spawn (the single-spawn "
+                             "failure; trained with --allow-single-spawn)")
     parser.add_argument("--steps", type=int, default=3000, help="training steps (at most; act-train's default)")
     parser.add_argument("--max-minutes", type=float, default=4.8,
                         help="training wall-time cap per cell (the target: under 5 minutes)")

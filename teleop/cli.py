@@ -13,6 +13,7 @@ from pathlib import Path
 
 from devices.base import DeviceError
 from teleop.errors import EXIT_ERROR, EXIT_FAILED_CHECK, ToolkitError
+from teleop.spawn import DEFAULT_STRATEGY, STRATEGIES
 
 
 def _default_out(task: str) -> str:
@@ -129,9 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--episodes", type=int, default=10, help="episodes to keep")
     rec.add_argument("--out", help="output folder (default recordings/<task>_<time>)")
     rec.add_argument("--seed", type=int, default=0, help="base seed: episode i gets spawn seed SEED+i")
-    rec.add_argument("--spawn", choices=("random", "stratified", "fixed"), default="stratified",
-                     help="how spawns are drawn: independent uniform, evenly covering the spawn box, "
-                          "or (experiments only) every episode from one spawn")
+    rec.add_argument("--spawn", choices=STRATEGIES, default=DEFAULT_STRATEGY,
+                     help="how spawns are drawn: independent uniform, evenly covering the spawn box (the "
+                          "default), covering it with more spawns near its faces (chebyshev: for policies that "
+                          "fail outside the training hull, README \"Which spawns a recording gets\"), or "
+                          "(experiments only) every episode from one spawn")
     rec.add_argument("--cameras", help="comma-separated cameras to record images from, e.g. corner2,gripperPOV")
     rec.add_argument("--image-size", type=int, default=128, help="recorded image side in pixels")
     rec.add_argument("--expert-noise", type=float, default=0.0,

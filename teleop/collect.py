@@ -21,7 +21,7 @@ from teleop.episode import Episode, episode_files, read_attrs, remove_stale_temp
 from teleop.errors import ToolkitError
 from teleop.mapping import ActionMapper
 from teleop.recorder import BackgroundWriter, EpisodeBuffer
-from teleop.spawn import Spawn, SpawnStream
+from teleop.spawn import DEFAULT_STRATEGY, Spawn, SpawnStream
 
 
 @dataclass
@@ -133,7 +133,7 @@ def existing_output(out: Path) -> tuple[int, set[int]]:
 
 
 def record_headless(device: Device, *, task: str, episodes: int, out: str | Path, seed: int = 0,
-                    spawn: str = "stratified", cameras=(), image_size: int = 128, keep_failures: bool = False,
+                    spawn: str = DEFAULT_STRATEGY, cameras=(), image_size: int = 128, keep_failures: bool = False,
                     hold_steps: int = 10, max_steps: int = 500, operator: str = "", session: str = "",
                     max_attempts: int | None = None, progress: bool = True, pilot=None,
                     hand_back_s: float = HAND_BACK_S, spawns=None, totals: dict | None = None) -> list[Path]:

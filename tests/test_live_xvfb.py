@@ -94,10 +94,10 @@ class Planner:
     def __init__(self, task, seed):
         from teleop.env import TaskEnv
         from teleop.mapping import ActionMapper, view_basis
-        from teleop.spawn import SpawnStream
+        from teleop.spawn import DEFAULT_STRATEGY, SpawnStream
 
         self.env = TaskEnv(task, max_steps=2000)
-        spawn = SpawnStream(self.env.spawn_low, self.env.spawn_high, strategy="stratified", base_seed=seed)[0]
+        spawn = SpawnStream(self.env.spawn_low, self.env.spawn_high, strategy=DEFAULT_STRATEGY, base_seed=seed)[0]
         self.obs = self.env.reset(spawn)  # the window's first spawn of `--seed seed`
         self.mapper = ActionMapper("keyboard", "view")
         self.mapper.basis = view_basis(self.env, "operator")

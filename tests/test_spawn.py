@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from teleop.env import TaskEnv
-from teleop.spawn import SpawnStream, grid_coverage, spawn_diversity
+from teleop.spawn import DEFAULT_STRATEGY, STRATEGIES, SpawnStream, chebyshev_spread, grid_coverage, spawn_diversity
 
 
 @pytest.fixture(scope="module")
@@ -14,7 +14,7 @@ def env():
     e.close()
 
 
-@pytest.mark.parametrize("strategy", ["random", "stratified"])
+@pytest.mark.parametrize("strategy", ["random", "stratified", "chebyshev"])
 def test_every_reset_gets_a_new_spawn_inside_the_box(env, strategy):
     stream = SpawnStream(env.spawn_low, env.spawn_high, strategy=strategy, base_seed=7)
     objects = []
@@ -28,7 +28,7 @@ def test_every_reset_gets_a_new_spawn_inside_the_box(env, strategy):
     assert objects[:, 0].std() > 0.02  # x spans a 0.2 m range
 
 
-@pytest.mark.parametrize("strategy", ["random", "stratified"])
+@pytest.mark.parametrize("strategy", ["random", "stratified", "chebyshev"])
 def test_spawns_are_reproducible_from_the_seed(env, strategy):
     a = SpawnStream(env.spawn_low, env.spawn_high, strategy=strategy, base_seed=11)
     b = SpawnStream(env.spawn_low, env.spawn_high, strategy=strategy, base_seed=11)
@@ -70,6 +70,30 @@ def test_stratified_covers_the_box_better_than_random():
             values.append(grid_coverage(np.array([s[i].candidate for i in range(25)]), low, high)[0])
         cover[strategy] = np.mean(values)
     assert cover["stratified"] > cover["random"] + 0.1
+
+
+def test_chebyshev_spreads_the_stratified_points_toward_the_faces():
+    """Same Halton points, each coordinate through (1 - cos(pi u)) / 2: in the box, more near its faces,
+    and 20 of them enclose far more of the box than 20 evenly spread ones (uniform evaluation spawns
+    near a face are outside the hull of even training spawns, where a policy extrapolates)."""
+    from scipy.spatial import Delaunay
+
+    assert "chebyshev" in STRATEGIES and DEFAULT_STRATEGY == "stratified"
+    np.testing.assert_allclose(chebyshev_spread(np.array([0.0, 0.5, 1.0])), [0.0, 0.5, 1.0], atol=1e-15)
+    low, high = np.array([-0.1, 0.6, 0.0, 0.02]), np.array([0.1, 0.8, 0.3, 0.02])  # last entry fixed
+    unseen = np.random.default_rng(123).uniform(low, high, size=(2000, 4))[:, :3]
+    for seed in range(3):
+        even = SpawnStream(low, high, strategy="stratified", base_seed=seed)
+        spread = SpawnStream(low, high, strategy="chebyshev", base_seed=seed)
+        a = np.array([even[i].candidate for i in range(20)])
+        b = np.array([spread[i].candidate for i in range(20)])
+        np.testing.assert_allclose(b, low + chebyshev_spread((a - low) / np.where(high > low, high - low, 1))
+                                   * (high - low), atol=1e-12)
+        assert np.all(b >= low) and np.all(b <= high) and np.all(b[:, 3] == 0.02)
+        near_face = lambda p: np.mean(np.minimum(p - low, high - p)[:, :3] / (high - low)[:3] < 0.05)
+        assert near_face(b) > 2 * near_face(a)
+        inside = [(Delaunay(p[:, :3]).find_simplex(unseen) >= 0).mean() for p in (a, b)]
+        assert inside[1] > 1.3 * inside[0], inside
 
 
 def test_fixed_strategy_is_flagged_as_degenerate():

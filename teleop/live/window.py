@@ -43,6 +43,7 @@ from teleop.live.painter import Layout, open_window
 from teleop.live.render import RenderThread
 from teleop.live.timing import LoopStats, set_thread_nice
 from teleop.mapping import LEAD_PER_UNIT, ActionMapper, ControlSettings, view_basis
+from teleop.spawn import DEFAULT_STRATEGY
 
 CONTROL_NICE = -10  # only where permitted (root / CAP_SYS_NICE); see set_thread_nice
 _SWITCH_INTERVAL_S = 0.0005  # Python's default 5 ms GIL slice would delay a tick behind the render thread
@@ -56,7 +57,7 @@ class LiveConfig:
     episodes: int = 10  # episodes to keep; the window closes after the last
     out: str = "recordings/live"  # output folder (appended to; spawns already in it are skipped)
     seed: int = 0  # base seed: spawn i gets seed SEED+i
-    spawn: str = "stratified"  # spawn strategy (teleop.spawn.STRATEGIES)
+    spawn: str = DEFAULT_STRATEGY  # spawn strategy (teleop.spawn.STRATEGIES)
     camera: str = "operator"  # the operator's view; motion is mapped into its frame
     second_camera: Optional[str] = None  # optional second view in the side panel (e.g. gripperPOV)
     view_size: int = 560  # scene side in pixels at start (the window can be resized)

@@ -5,7 +5,7 @@ Example (``teleop session run plan.toml --out sessions/alice-mon``)::
     name = "pick-and-push"
     operators = ["alice", "bob"]      # or: operator = "alice"
     device = "scripted"               # scripted | keyboard | gamepad | spacemouse
-    spawn = "stratified"              # stratified | random
+    spawn = "stratified"              # stratified (the default) | chebyshev | random
     episode_time_limit_s = 6.25       # simulated seconds (default: MetaWorld's 6.25 for the scripted expert,
                                       # 25 for a person; at most 600)
     speed = 0.5                       # a person's window: fraction of real time (default: the device's)
@@ -38,8 +38,9 @@ from pathlib import Path
 from teleop.env import CONTROL_HZ, LONGEST_STEPS, MAX_STEPS
 from teleop.errors import ToolkitError
 from teleop.live.pace import HUMAN_DEVICES, HUMAN_MAX_STEPS, SPEED_RANGE
+from teleop.spawn import DEFAULT_STRATEGY, STRATEGIES
 
-SESSION_SPAWN_STRATEGIES = ("stratified", "random")
+SESSION_SPAWN_STRATEGIES = tuple(s for s in STRATEGIES if s != "fixed")
 DEVICES = ("scripted", *HUMAN_DEVICES)
 MODES = ("record", "correct")
 CORRECT_DEVICES = (*HUMAN_DEVICES, "corrector")
@@ -239,9 +240,10 @@ def parse_plan(text: str, path: str | Path = "plan.toml") -> SessionPlan:
     default_checkpoint = typed("checkpoint", str, "")
     if default_checkpoint and mode != "correct":
         fail("checkpoint is for mode = \"correct\" (a policy to correct): add that, or remove checkpoint", "checkpoint")
-    spawn = typed("spawn", str, "stratified")
+    spawn = typed("spawn", str, DEFAULT_STRATEGY)
     if spawn not in SESSION_SPAWN_STRATEGIES:
-        fail(f"spawn {spawn!r} is not available in sessions: use stratified (even coverage) or random", "spawn")
+        fail(f"spawn {spawn!r} is not available in sessions: use one of {', '.join(SESSION_SPAWN_STRATEGIES)}",
+             "spawn")
 
     limit = typed("episode_time_limit_s", (int, float), None)
     max_steps = HUMAN_MAX_STEPS if device in HUMAN_DEVICES else MAX_STEPS

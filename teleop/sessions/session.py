@@ -13,7 +13,7 @@ the range comes from a hash of the session id (plan, operator, machine, time,
 random bits) into 2**32 slots of 2**24 seeds, so sessions run by other
 operators on other machines draw disjoint seeds and merge without clashes.
 A task of N wanted episodes starts with N planned spawns (points 0..N-1 of
-the stratified sequence, which cover the spawn box evenly); a discarded or
+the plan's spawn sequence, which covers the spawn box); a discarded or
 failed attempt puts its spawn back into the pool, and a spawn that failed
 ``attempts_per_spawn`` times is retired and replaced by the next point.
 
