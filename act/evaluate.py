@@ -341,6 +341,11 @@ def _run_all(job: dict, groups: list[list[int]], workers: int, total: int, progr
     return records
 
 
+OUTSIDE_SHARE = 2 / 3
+"""At least this share of an evaluation's failures outside the training hull: act-eval's advice names
+Chebyshev spawns for the next demos."""
+
+
 def _advice(report: dict, out: Path) -> str | None:
     """act.metrics.short_of_data_advice for a whole evaluation on the task the policy was trained on."""
     from act.metrics import short_of_data_advice
@@ -348,10 +353,19 @@ def _advice(report: dict, out: Path) -> str | None:
     if report.get("shard") or report["task"] != report["trained_task"]:
         return None
     s = report["summary"]
+    more = "record more"
+    outside = (report.get("coverage") or {}).get("outside") or {}
+    failed, failed_outside = s["episodes"] - s["successes"], outside.get("episodes", 0) - outside.get("successes", 0)
+    if failed and failed_outside >= OUTSIDE_SHARE * failed:
+        # Where failures sat outside the hull, Chebyshev spawns helped (BENCHMARKS.md, "Spawns spread toward
+        # the faces": push-back, reach-wall); where they sat inside, they cost (reach).
+        more = (f"record more ({failed_outside} of the {failed} failures lie outside the training spawns' hull: "
+                f"`teleop record --spawn chebyshev` puts more new demos near the faces of the spawn box)")
     return short_of_data_advice(
         s["successes"], s["episodes"], len(report["train_spawns"]), report["checkpoint_step"],
-        f"record more, or correct the failures of this evaluation with `teleop correct --ckpt "
+        f"{more}, or correct the failures of this evaluation with `teleop correct --ckpt "
         f"{report['checkpoint']} --spawns-from {out} --failures-only`")
+
 
 
 # --------------------------------------------------------------------- CLI

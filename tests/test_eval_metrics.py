@@ -77,3 +77,20 @@ def test_act_eval_advises_more_data_only_for_a_full_run_between_a_fifth_and_nine
                    {"task": "push-v3"},  # evaluated on another task
                    {"shard": [0, 2]}):  # a shard sees part of the evaluation
         assert _advice({**report, **change}, "evals/pb") is None, change
+
+
+def test_act_eval_names_chebyshev_spawns_when_the_failures_lie_outside_the_training_hull():
+    from act.evaluate import _advice
+
+    def report(inside, outside):  # (episodes, successes) inside / outside the training spawns' hull
+        return {"task": "reach-wall-v3", "trained_task": "reach-wall-v3", "shard": None, "checkpoint_step": 3000,
+                "checkpoint": "runs/rw/latest.pt", "train_spawns": [[0.0, 0.9, 0.1]] * 18,
+                "summary": {"successes": inside[1] + outside[1], "episodes": inside[0] + outside[0]},
+                "coverage": {"inside": {"episodes": inside[0], "successes": inside[1]},
+                             "outside": {"episodes": outside[0], "successes": outside[1]}}}
+
+    line = _advice(report((28, 27), (72, 50)), "evals/rw")  # reach-wall at the default: 22 of 23 outside
+    assert "22 of the 23 failures lie outside the training spawns' hull" in line and "--spawn chebyshev" in line
+    assert line.endswith("--failures-only`")
+    inside = _advice(report((29, 20), (71, 69)), "evals/r")  # 9 of 11 inside: more spawns in the middle, not fewer
+    assert inside.startswith("89/100") and "chebyshev" not in inside
