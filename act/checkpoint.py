@@ -10,7 +10,7 @@ Keys (CHECKPOINT_KEYS):
     normalizer   Normalizer.to_dict()
     state_spec   StateSpec.to_dict(): which observation columns (and qpos) the policy reads
     train_args   the TrainConfig of the run, as a dict
-    dataset      fingerprint: task, spawn box, per episode file/seed/steps/rand_vec/object_init_pos, split
+    dataset      fingerprint: task, spawn box, per episode file/seed/steps/rand_vec/object_init_pos/spawn_strategy, split
     rng          random state needed for an exact resume (see train.py: every step's randomness
                  derives from (seed, step, rank), so this holds the seed and the world size)
     metrics      best and last validation loss / rollout success

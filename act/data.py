@@ -158,6 +158,7 @@ class EpisodeData:
     weight: float = 1.0  # loss weight of this episode's samples relative to a demo's (--correction-weight)
     policy_weight: float = 0.0  # corrections: loss weight of the policy-driven rows (0: not labels)
     drop_before: int = 0  # corrections: policy rows among the N recorded steps before a takeover are no labels
+    spawn_strategy: str = ""  # how the recorder drew the spawn (teleop.spawn.STRATEGIES; "" if not recorded)
 
     def __post_init__(self) -> None:
         self.recorded_steps = int(self.recorded_steps or self.num_steps)
@@ -238,7 +239,8 @@ class Dataset:
             "episodes": [{"file": e.path.name, "seed": e.seed, "num_steps": e.num_steps,
                           "recorded_steps": e.recorded_steps, "rand_vec": e.rand_vec.tolist(),
                           "object_init_pos": e.object_init_pos.tolist(), "correction": e.is_correction,
-                          "person_steps": e.person_steps} for e in self.episodes],
+                          "person_steps": e.person_steps, "spawn_strategy": e.spawn_strategy}
+                         for e in self.episodes],
         }
 
 
@@ -339,7 +341,8 @@ def load_dataset(folders, *, spec: StateSpec = StateSpec(), cameras: tuple[str, 
             path=path, seed=episode.seed, rand_vec=episode.rand_vec,
             object_init_pos=episode.object_init_pos, state=state, action=action,
             image_shapes=image_shapes, frames=frames, recorded_steps=episode.num_steps,
-            intervention=intervention, takeovers=takeovers))
+            intervention=intervention, takeovers=takeovers,
+            spawn_strategy=str(episode.attrs.get("spawn_strategy", ""))))
     for problem in skipped:
         warnings.warn(f"skipped a damaged episode: {problem} (pass --strict to stop instead)", stacklevel=2)
     if not episodes:

@@ -251,6 +251,8 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> dict:
 
     train_files = set(dataset.get("train_files") or [e["file"] for e in dataset["episodes"]])
     train_spawns = np.array([e["rand_vec"] for e in dataset["episodes"] if e["file"] in train_files])
+    # Checkpoints before 2026-12-07 did not keep it: "".
+    train_strategies = sorted({e.get("spawn_strategy", "") for e in dataset["episodes"] if e["file"] in train_files})
     training_seeds = [int(e["seed"]) for e in dataset["episodes"]]
     try:
         spawns = evaluation_spawns(low, high, cfg.episodes, base_seed=cfg.seed,
@@ -301,6 +303,7 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> dict:
         "elapsed_s": elapsed,
         "env_steps": int(sum(r["length"] for r in records)),
         "train_spawns": train_spawns.tolist(),
+        "train_spawn_strategies": train_strategies,
         "spawn_low": low.tolist(),
         "spawn_high": high.tolist(),
     }
@@ -356,7 +359,8 @@ def _advice(report: dict, out: Path) -> str | None:
     more = "record more"
     outside = (report.get("coverage") or {}).get("outside") or {}
     failed, failed_outside = s["episodes"] - s["successes"], outside.get("episodes", 0) - outside.get("successes", 0)
-    if failed and failed_outside >= OUTSIDE_SHARE * failed:
+    already = report.get("train_spawn_strategies") == ["chebyshev"]
+    if failed and failed_outside >= OUTSIDE_SHARE * failed and not already:
         # Where failures sat outside the hull, Chebyshev spawns helped (BENCHMARKS.md, "Spawns spread toward
         # the faces": push-back, reach-wall); where they sat inside, they cost (reach).
         more = (f"record more ({failed_outside} of the {failed} failures lie outside the training spawns' hull: "

@@ -94,3 +94,7 @@ def test_act_eval_names_chebyshev_spawns_when_the_failures_lie_outside_the_train
     assert line.endswith("--failures-only`")
     inside = _advice(report((29, 20), (71, 69)), "evals/r")  # 9 of 11 inside: more spawns in the middle, not fewer
     assert inside.startswith("89/100") and "chebyshev" not in inside
+    already = _advice({**report((28, 27), (72, 50)), "train_spawn_strategies": ["chebyshev"]}, "evals/rw")
+    assert already.startswith("77/100") and "chebyshev" not in already  # the demos were recorded that way
+    mixed = _advice({**report((28, 27), (72, 50)), "train_spawn_strategies": ["chebyshev", "stratified"]}, "e")
+    assert "--spawn chebyshev" in mixed

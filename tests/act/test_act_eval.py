@@ -37,6 +37,7 @@ def test_eval_writes_every_artifact_and_is_reproducible(tiny_run, tmp_path):
                 "nearest_train_distance", "inside_train_hull"):
         assert key in e
     assert [e["seed"] for e in first["episodes"]] == [5000000 + i for i in range(4)]
+    assert first["train_spawn_strategies"] == ["stratified"]  # the recorder's default, kept in the checkpoint
     from teleop.video import read_video, video_info
 
     info = video_info(a / "videos" / "episode_000.mp4")

@@ -82,8 +82,9 @@ def test_run_writes_checkpoints_png_tensorboard(tiny_run, pick_place_demos):
     assert len(fingerprint["val_files"]) == 2 and not set(fingerprint["val_files"]) & set(fingerprint["train_files"])
     first = fingerprint["episodes"][0]
     assert set(first) == {"file", "seed", "num_steps", "recorded_steps", "rand_vec", "object_init_pos",
-                          "correction", "person_steps"}
+                          "correction", "person_steps", "spawn_strategy"}
     assert first["correction"] is False and first["person_steps"] == first["num_steps"]
+    assert first["spawn_strategy"] == "stratified"
     assert not any(k.startswith("module.") for k in checkpoint["model"])
 
     # A second run into the same folder must not clobber it.
