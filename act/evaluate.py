@@ -250,9 +250,10 @@ def evaluate(cfg: EvalConfig, *, progress: bool = True) -> dict:
     probe.close()
 
     train_files = set(dataset.get("train_files") or [e["file"] for e in dataset["episodes"]])
-    train_spawns = np.array([e["rand_vec"] for e in dataset["episodes"] if e["file"] in train_files])
+    train_episodes = [e for e in dataset["episodes"] if e["file"] in train_files]
+    train_spawns = np.array([e["rand_vec"] for e in train_episodes])
     # Checkpoints before 2026-12-07 did not keep it: "".
-    train_strategies = sorted({e.get("spawn_strategy", "") for e in dataset["episodes"] if e["file"] in train_files})
+    train_strategies = sorted({e.get("spawn_strategy", "") for e in train_episodes})
     training_seeds = [int(e["seed"]) for e in dataset["episodes"]]
     try:
         spawns = evaluation_spawns(low, high, cfg.episodes, base_seed=cfg.seed,
@@ -369,7 +370,6 @@ def _advice(report: dict, out: Path) -> str | None:
         s["successes"], s["episodes"], len(report["train_spawns"]), report["checkpoint_step"],
         f"{more}, or correct the failures of this evaluation with `teleop correct --ckpt "
         f"{report['checkpoint']} --spawns-from {out} --failures-only`")
-
 
 
 # --------------------------------------------------------------------- CLI

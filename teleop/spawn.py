@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 STRATEGIES = ("random", "stratified", "chebyshev", "fixed")
+FRESH_STRATEGIES = tuple(s for s in STRATEGIES if s != "fixed")  # a new spawn every episode: for collection
 DEFAULT_STRATEGY = "stratified"
 
 

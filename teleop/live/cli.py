@@ -12,7 +12,7 @@ import time
 
 from teleop.errors import ToolkitError
 from teleop.live.pace import HUMAN_DEVICES
-from teleop.spawn import DEFAULT_STRATEGY, STRATEGIES
+from teleop.spawn import DEFAULT_STRATEGY, FRESH_STRATEGIES
 
 
 def add_live_arguments(rec) -> None:
@@ -148,7 +148,7 @@ def add_correct_command(sub) -> None:
     cor.add_argument("--episodes", type=int, default=10, help="episodes to keep")
     cor.add_argument("--out", help="output folder (default recordings/<task>_corrections_<time>)")
     cor.add_argument("--seed", type=int, default=0, help="base seed of the spawn stream")
-    cor.add_argument("--spawn", choices=tuple(s for s in STRATEGIES if s != "fixed"), default=DEFAULT_STRATEGY,
+    cor.add_argument("--spawn", choices=FRESH_STRATEGIES, default=DEFAULT_STRATEGY,
                      help="spawn strategy (as teleop record's)")
     cor.add_argument("--spawns-from", metavar="EVAL_DIR",
                      help="take the spawns of an act-eval --out folder (or its results.json), failures first, "

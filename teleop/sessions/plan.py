@@ -38,9 +38,8 @@ from pathlib import Path
 from teleop.env import CONTROL_HZ, LONGEST_STEPS, MAX_STEPS
 from teleop.errors import ToolkitError
 from teleop.live.pace import HUMAN_DEVICES, HUMAN_MAX_STEPS, SPEED_RANGE
-from teleop.spawn import DEFAULT_STRATEGY, STRATEGIES
+from teleop.spawn import DEFAULT_STRATEGY, FRESH_STRATEGIES
 
-SESSION_SPAWN_STRATEGIES = tuple(s for s in STRATEGIES if s != "fixed")
 DEVICES = ("scripted", *HUMAN_DEVICES)
 MODES = ("record", "correct")
 CORRECT_DEVICES = (*HUMAN_DEVICES, "corrector")
@@ -52,7 +51,7 @@ _TOP_KEYS = {
     "device": f"one of {', '.join(DEVICES)}; corrector too with mode = \"correct\"",
     "mode": "record (demos) or correct (the policy drives, the operator takes over)",
     "checkpoint": "with mode = \"correct\": the policy's act-train run folder or checkpoint file",
-    "spawn": f"one of {', '.join(SESSION_SPAWN_STRATEGIES)}",
+    "spawn": f"one of {', '.join(FRESH_STRATEGIES)}",
     "episode_time_limit_s": "simulated seconds per episode",
     "speed": "fraction of real time the live window runs at (human devices)",
     "hold_steps": "steps recorded after the first success",
@@ -241,8 +240,8 @@ def parse_plan(text: str, path: str | Path = "plan.toml") -> SessionPlan:
     if default_checkpoint and mode != "correct":
         fail("checkpoint is for mode = \"correct\" (a policy to correct): add that, or remove checkpoint", "checkpoint")
     spawn = typed("spawn", str, DEFAULT_STRATEGY)
-    if spawn not in SESSION_SPAWN_STRATEGIES:
-        fail(f"spawn {spawn!r} is not available in sessions: use one of {', '.join(SESSION_SPAWN_STRATEGIES)}",
+    if spawn not in FRESH_STRATEGIES:
+        fail(f"spawn {spawn!r} is not available in sessions: use one of {', '.join(FRESH_STRATEGIES)}",
              "spawn")
 
     limit = typed("episode_time_limit_s", (int, float), None)
