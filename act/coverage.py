@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Closer than this (metres) to the training spawns' hull counts as inside it.
-HULL_TOLERANCE = 1e-4
+from teleop.hull import inside_hull
 
 
 @dataclass(frozen=True)
@@ -50,43 +49,8 @@ def relate(train_spawns, eval_spawns, low, high, *, task: str = "") -> SpawnRela
         return SpawnRelation(inf, np.zeros(evals.shape[0], bool), axes, names)
     diff = evals[:, None, :] - train[None, :, :]  # (M, N, d)
     nearest = np.sqrt((diff**2).sum(-1)).min(axis=1)  # (M,)
-    inside = np.array([in_hull(p, train) for p in evals], dtype=bool)
+    inside = inside_hull(evals, train)
     return SpawnRelation(nearest, inside, axes, names)
-
-
-def in_hull(point: np.ndarray, points: np.ndarray, tol: float = HULL_TOLERANCE) -> bool:
-    """Is ``point`` inside the convex hull of ``points`` (N, d), whatever the hull's dimension?
-
-    The hull of collinear or identical points is flat: the point must lie on
-    the points' affine subspace (within ``tol``) and inside the hull there.
-    """
-    point = np.asarray(point, dtype=float)
-    points = np.asarray(points, dtype=float)
-    origin = points.mean(axis=0)
-    centered = points - origin
-    _, singular, vt = np.linalg.svd(centered, full_matrices=False)
-    rank = int(np.sum(singular > tol))
-    offset = point - origin
-    if rank == 0:
-        return bool(np.linalg.norm(offset) <= tol)
-    basis = vt[:rank]  # (r, d) orthonormal rows spanning the points
-    coords = offset @ basis.T  # (r,)
-    if np.linalg.norm(offset - coords @ basis) > tol:
-        return False
-    projected = centered @ basis.T  # (N, r)
-    if rank == 1:
-        return bool(projected.min() - tol <= coords[0] <= projected.max() + tol)
-    from scipy.spatial import Delaunay
-
-    return bool(Delaunay(projected).find_simplex(coords, tol=tol) >= 0) or _near_hull(coords, projected, tol)
-
-
-def _near_hull(point: np.ndarray, points: np.ndarray, tol: float) -> bool:
-    from scipy.spatial import ConvexHull
-
-    hull = ConvexHull(points)
-    # equations: normal . x + offset <= 0 inside
-    return bool(np.all(hull.equations[:, :-1] @ point + hull.equations[:, -1] <= tol))
 
 
 def plot_coverage(path, train_spawns, eval_spawns, success, low, high, *, task: str = "", title: str = "") -> None:

@@ -99,7 +99,11 @@ def load_training_data(train: TrainConfig, dist: Distributed) -> TrainingData:
         raise DataError(f"no labels in the {len(train_eps)} training episodes: they are corrections in which a "
                         f"person never took over (the episodes with labels were held out for validation); "
                         f"lower --val-fraction, change --seed or add demos")
-    check_spawn_diversity(train_eps, dataset, allow_single_spawn=train.allow_single_spawn)
+    diversity = check_spawn_diversity(train_eps, dataset, allow_single_spawn=train.allow_single_spawn)
+    if dist.master and diversity.names:
+        print(f"training spawns: {diversity.distinct} distinct in {len(train_eps)} episodes; their hull encloses "
+              f"{diversity.hull:.0%} of the spawn box (about that share of act-eval's random spawns lie inside it; "
+              f"it reports success inside and outside)", flush=True)
     fingerprint = dataset.fingerprint()
     fingerprint["train_files"] = [e.path.name for e in train_eps]
     fingerprint["val_files"] = [e.path.name for e in val_eps]

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from teleop.hull import hull_share
+
 STRATEGIES = ("random", "stratified", "chebyshev", "fixed")
 FRESH_STRATEGIES = tuple(s for s in STRATEGIES if s != "fixed")  # a new spawn every episode: for collection
 DEFAULT_STRATEGY = "stratified"
@@ -135,6 +137,9 @@ class SpawnDiversity:
     coverage: float  # fraction of grid cells over the varying part of the spawn box that hold a spawn
     grid: int  # cells per varying entry of that grid
     extent: float  # fraction of the spawn box's volume spanned by the spawns' bounding box
+    # Share of the box (over the entries the task uses) inside the spawns' convex hull: about the share
+    # of act-eval's uniform spawns that a policy trained on them meets inside (teleop.hull.hull_share).
+    hull: float = 0.0
 
     @property
     def degenerate(self) -> bool:
@@ -177,8 +182,9 @@ def spawn_diversity(rand_vecs, low, high, *, task: str | None = None) -> SpawnDi
     spans = (points.max(axis=0) - points.min(axis=0)) / (high - low)[axes]
     extent = float(np.prod(spans)) if spans.size else 0.0
     mattering = [k for k, keep in enumerate(used(names)) if keep] or list(range(len(names)))
+    hull = hull_share(points[:, mattering], low[axes][mattering], high[axes][mattering])
     return SpawnDiversity(n, _count_distinct(points[:, mattering]), names, points.min(axis=0),
-                          points.max(axis=0), points.std(axis=0), coverage, grid, extent)
+                          points.max(axis=0), points.std(axis=0), coverage, grid, extent, hull)
 
 
 def _count_distinct(points: np.ndarray) -> int:

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from act.coverage import in_hull, relate
+from act.coverage import relate
 from act.metrics import summarize, wilson_interval
+from teleop.hull import SHARE_MAX_POINTS, hull_share, in_hull, inside_hull
 
 
 @pytest.mark.parametrize("k,n,expected", [
@@ -46,6 +47,34 @@ def test_hull_handles_area_segment_and_point():
     assert in_hull([0.5, 0.5], segment) and not in_hull([0.5, 0.6], segment) and not in_hull([2, 2], segment)
     point = np.array([[0.3, 0.3], [0.3, 0.3]])
     assert in_hull([0.3, 0.3], point) and not in_hull([0.31, 0.3], point)
+
+
+def test_hull_of_many_queries_agrees_with_the_facets():
+    rng = np.random.default_rng(3)
+    points, queries = rng.random((30, 3)), rng.uniform(-0.2, 1.2, (400, 3))
+    from scipy.spatial import ConvexHull
+
+    eq = ConvexHull(points).equations
+    by_facets = np.all(queries @ eq[:, :-1].T + eq[:, -1] <= 0, axis=1)
+    inside = inside_hull(queries, points)
+    assert 0 < inside.sum() < len(queries)
+    assert np.array_equal(inside, by_facets)
+    assert [in_hull(q, points) for q in queries[:20]] == list(inside[:20])
+
+
+def test_hull_share_is_the_enclosed_volume_of_the_box():
+    low, high = np.array([-0.1, 0.6]), np.array([0.1, 0.7])
+    corners = np.array([[-0.1, 0.6], [0.1, 0.6], [-0.1, 0.7], [0.1, 0.7]])
+    assert hull_share(corners, low, high) == 1.0
+    triangle = corners[:3]  # half the box
+    assert abs(hull_share(triangle, low, high) - 0.5) < 0.04
+    assert hull_share(np.tile(corners[0], (20, 1)), low, high) == 0.0  # one spawn encloses nothing
+    assert hull_share(corners[[0, 3]], low, high) == 0.0  # a segment neither
+    # More uniform points enclose more of the box; past the cap a subset's hull gives a lower bound.
+    rng = np.random.default_rng(0)
+    many = rng.uniform(low, high, (SHARE_MAX_POINTS + 200, 2))
+    few, capped = hull_share(many[:20], low, high), hull_share(many, low, high)
+    assert few < capped <= 1.0 and capped > 0.9
 
 
 def test_single_spawn_training_puts_every_random_eval_spawn_outside():

@@ -52,6 +52,22 @@ def test_spawns_that_differ_only_where_the_task_does_not_look_are_one_spawn():
     assert diversity.degenerate and "goal x" in diversity.names
 
 
+def test_the_hull_share_is_over_the_entries_the_task_uses():
+    """reach-v3's hull is its goals' (the puck it ignores adds nothing), spread spawns enclose more of the box,
+    and one spawn encloses none of it."""
+    low, high = _box("reach-v3")
+    share = {}
+    for strategy in ("stratified", "chebyshev"):
+        stream = SpawnStream(low, high, strategy=strategy, base_seed=0)
+        vectors = np.array([stream[i].candidate for i in range(20)])
+        share[strategy] = spawn_diversity(vectors, low, high, task="reach-v3").hull
+        goals_only = vectors.copy()
+        goals_only[:, :2] = (low[:2] + high[:2]) / 2  # the same goals, the puck held still
+        assert spawn_diversity(goals_only, low, high, task="reach-v3").hull == share[strategy]
+    assert 0.2 < share["stratified"] < share["chebyshev"] < 1.0
+    assert spawn_diversity([(low + high) / 2] * 20, low, high, task="reach-v3").hull == 0.0
+
+
 def test_act_train_accepts_goal_only_diversity_and_inspect_names_the_entries(tmp_path):
     from act.data import check_spawn_diversity, load_dataset
 
@@ -64,7 +80,7 @@ def test_act_train_accepts_goal_only_diversity_and_inspect_names_the_entries(tmp
     assert not check_spawn_diversity(dataset.episodes, dataset, allow_single_spawn=False).degenerate
     report = run_cli("teleop.cli", "inspect", str(out))
     assert report.returncode == 0, report.stderr
-    for name in ("goal x", "goal y", "distinct spawns: 4 of 4"):
+    for name in ("goal x", "goal y", "distinct spawns: 4 of 4", "convex hull of the spawns: encloses"):
         assert name in report.stdout
     header, *rows = report.stdout.splitlines()[:5]
     assert header.endswith("spawn (goal x, goal y)")  # each episode's row: what differs between spawns

@@ -10,6 +10,7 @@ import numpy as np
 
 from teleop.episode import read_intervention, scan_folder, takeovers
 from teleop.errors import ToolkitError
+from teleop.hull import SHARE_MAX_POINTS
 from teleop.spawn import SpawnDiversity, spawn_diversity
 from teleop.spawn_dims import used_entries
 
@@ -114,6 +115,11 @@ def format_diversity(d: SpawnDiversity) -> list[str]:
     lines.append(f"  distinct spawns: {d.distinct} of {d.episodes}")
     lines.append(f"  spawn box covered: {d.coverage:.0%} of a {d.grid}-per-entry grid over {len(d.names)} entries, "
                  f"bounding box spans {d.extent:.0%} of the box")
+    if d.names:
+        bound = "at least " if d.episodes > SHARE_MAX_POINTS else ""
+        lines.append(f"  convex hull of the spawns: encloses {bound}{d.hull:.0%} of the box over the entries the task "
+                     f"uses; about that share of act-eval's random spawns lie inside it (it reports success inside "
+                     f"and outside)")
     warning = d.warning()
     if warning:
         bar = "!" * 78
@@ -145,7 +151,8 @@ def plot_spawns(summary: DatasetSummary, out: str | Path) -> Path:
         if (~ok).any():
             ax.scatter(vec[~ok, i], vec[~ok, j], s=18, c="tab:red", marker="x", label="failed")
         d = summary.diversity[task]
-        ax.set_title(f"{task}: {d.distinct} distinct of {d.episodes}, coverage {d.coverage:.0%}", fontsize=9)
+        ax.set_title(f"{task}: {d.distinct} distinct of {d.episodes}, coverage {d.coverage:.0%}, "
+                     f"hull {d.hull:.0%}", fontsize=9)
         ax.legend(fontsize=7, loc="upper right")
         if d.degenerate:
             ax.text(0.5, 0.5, "ALL EPISODES FROM ONE SPAWN", transform=ax.transAxes, ha="center",

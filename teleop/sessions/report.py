@@ -155,7 +155,8 @@ def format_status(status: SessionStatus) -> str:
     for task, ts in status.tasks.items():
         d = ts.diversity
         lines.append(f"{task} spawn coverage: {d.coverage:.0%} of a {d.grid}-per-axis grid over the spawn box, "
-                     f"{d.distinct} distinct spawns in {d.episodes} kept, {len(ts.pending_spawns)} planned spawns pending")
+                     f"hull {d.hull:.0%} of it, {d.distinct} distinct spawns in {d.episodes} kept, "
+                     f"{len(ts.pending_spawns)} planned spawns pending")
     return "\n".join(lines)
 
 
@@ -175,7 +176,8 @@ def format_markdown(status: SessionStatus, images: list[str]) -> str:
     for task, ts in status.tasks.items():
         d = ts.diversity
         lines.append(f"- {task}: {d.coverage:.0%} of a {d.grid}-per-axis grid, {d.distinct} distinct of "
-                     f"{d.episodes} kept, bounding box spans {d.extent:.0%} of the spawn box")
+                     f"{d.episodes} kept, bounding box spans {d.extent:.0%} of the spawn box, their convex hull "
+                     f"encloses {d.hull:.0%} of it")
         warning = d.warning()
         if warning:
             lines.append(f"  - **WARNING**: {warning}")

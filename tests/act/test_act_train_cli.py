@@ -1,6 +1,7 @@
 """act-train as a user runs it: subprocesses with a tiny model and a few steps."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -55,6 +56,8 @@ def tiny_run(pick_place_demos, tmp_path_factory):
                    "--val-fraction", "0.34", "--keep-every", "10")
     assert result.returncode == 0, result.stderr
     assert "step 20: success" in result.stdout
+    assert re.search(r"training spawns: \d+ distinct in \d+ episodes; their hull encloses \d+% of the spawn box",
+                     result.stdout)
     return out
 
 
