@@ -144,13 +144,15 @@ def _run(command: list[str], log: Path) -> float:
 
 VISION = {"cameras": "", "image_size": 96}  # --observations vision: what the demos record and the policy sees
 EXPERT_NOISE = [0.0]  # --expert-noise: teleop record --expert-noise of the scripted demos
+HOLD_STEPS = [20]  # --hold-steps: teleop record --hold-steps of the recorded demos (steps kept after the first success)
 
 
 def data_suffix() -> str:
     """What tells a vision cell's (or a noisy expert's) cached demos and run apart from the plain state cell of
     the same slug."""
     noise = f"_noise{EXPERT_NOISE[0]:g}" if EXPERT_NOISE[0] else ""
-    return (f"_img{VISION['image_size']}_{VISION['cameras'].replace(',', '+')}" if VISION["cameras"] else "") + noise
+    hold = f"_hold{HOLD_STEPS[0]}" if HOLD_STEPS[0] != 20 else ""
+    return (f"_img{VISION['image_size']}_{VISION['cameras'].replace(',', '+')}" if VISION["cameras"] else "") + noise + hold
 
 
 DEMO_LOCKS: dict[Path, threading.Lock] = defaultdict(threading.Lock)  # two seeds of a cell share its demos
@@ -179,7 +181,7 @@ def _record_demos(cell: Cell, final: Path, log: Path) -> tuple[Path, float]:
                    "--minutes-per-window", "240"]
     else:
         command = [sys.executable, "-m", "teleop.cli", "record", "--device", cell.device, "--task", cell.task,
-                   "--episodes", str(cell.demos), "--seed", "0", "--spawn", cell.spawn, "--hold-steps", "20",
+                   "--episodes", str(cell.demos), "--seed", "0", "--spawn", cell.spawn, "--hold-steps", str(HOLD_STEPS[0]),
                    "--out", str(partial), "--quiet"]
         if EXPERT_NOISE[0]:
             command += ["--expert-noise", str(EXPERT_NOISE[0])]
@@ -290,7 +292,7 @@ def run_cell(cell: Cell, args) -> dict:
     STAGES[cell] = f"evaluating since {time.strftime('%H:%M')} ({steps} steps trained)"
     return {
         "task": cell.task, "demos": cell.demos, "device": cell.device, "spawn": cell.spawn, "seed": cell.seed,
-        "expert_noise": EXPERT_NOISE[0],
+        "expert_noise": EXPERT_NOISE[0], "hold_steps": HOLD_STEPS[0],
         "steps_requested": args.steps, "max_minutes": args.max_minutes, "steps": steps,
         "record_minutes": round(record_minutes, 3), "train_minutes": round(train_minutes, 3),
         "load_before_train": load_before, "load_after_train": load_train,
@@ -725,6 +727,8 @@ def main(argv=None) -> int:
                         help="the scripted expert's success per task on the evaluation spawns (run once per task)")
     parser.add_argument("--expert-noise", type=float, default=0.0,
                         help="record the scripted demos with teleop record --expert-noise (DART); 0: without")
+    parser.add_argument("--hold-steps", type=int, default=20,
+                        help="record the demos with teleop record --hold-steps (steps kept after the first success)")
     parser.add_argument("--no-expert", action="store_true", help="do not run the scripted expert's column")
     parser.add_argument("--table-only", action="store_true", help="print the table and plot; run nothing")
     parser.add_argument("--reevaluate", metavar="RESULTS",
@@ -752,6 +756,11 @@ def main(argv=None) -> int:
         if args.device != "scripted":
             parser.error("--expert-noise applies to --device scripted")
         EXPERT_NOISE[0] = args.expert_noise
+    if args.hold_steps < 0:
+        parser.error("--hold-steps: a number of steps >= 0")
+    if args.hold_steps != 20 and args.device == "operator":
+        parser.error("--hold-steps applies to the recorded devices (scripted, humanlike)")
+    HOLD_STEPS[0] = args.hold_steps
     if args.observations == "vision":
         VISION.update(cameras=args.cameras, image_size=args.image_size)
     results = Path(args.results or RESULTS_DIR / ("success_vision.jsonl" if VISION["cameras"] else "success.jsonl"))

@@ -116,7 +116,7 @@ def test_the_table_puts_the_expert_beside_act_and_the_suite_plot(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_noisy_expert_demos_are_recorded_with_the_flag_and_cached_apart(tmp_path, monkeypatch):
+def test_noisy_or_cut_demos_are_recorded_with_their_flags_and_cached_apart(tmp_path, monkeypatch):
     bench = load_module()
     commands = []
 
@@ -135,6 +135,10 @@ def test_noisy_expert_demos_are_recorded_with_the_flag_and_cached_apart(tmp_path
     assert commands[1][commands[1].index("--expert-noise") + 1] == "0.15"
     assert bench.record_demos(cell, tmp_path, tmp_path / "log.txt") == (noisy, 0.0)  # cached: not recorded again
     assert len(commands) == 2
+    assert commands[0][commands[0].index("--hold-steps") + 1] == "20"
+    bench.EXPERT_NOISE[0], bench.HOLD_STEPS[0] = 0.0, 0  # demos cut at the first success: cached apart too
+    cut, _ = bench.record_demos(cell, tmp_path, tmp_path / "log.txt")
+    assert cut.name == plain.name + "_hold0" and commands[2][commands[2].index("--hold-steps") + 1] == "0"
 
 
 def test_training_seeds_share_their_demos_and_the_table_shows_each(tmp_path, monkeypatch):
