@@ -117,9 +117,8 @@ def format_diversity(d: SpawnDiversity) -> list[str]:
                  f"bounding box spans {d.extent:.0%} of the box")
     if d.names:
         bound = "at least " if d.episodes > SHARE_MAX_POINTS else ""
-        lines.append(f"  convex hull of the spawns: encloses {bound}{d.hull:.0%} of the box over the entries the task "
-                     f"uses; about that share of act-eval's random spawns lie inside it (it reports success inside "
-                     f"and outside)")
+        lines.append(f"  convex hull of the spawns: {bound}{d.hull:.0%} of the box (about the share of act-eval's "
+                     f"random spawns that lie inside it)")
     warning = d.warning()
     if warning:
         bar = "!" * 78
