@@ -68,6 +68,7 @@ from pathlib import Path
 import numpy as np
 
 from act.train_config import TrainConfig
+from teleop.env import HOLD_STEPS as RECORD_HOLD_STEPS
 from teleop.spawn import DEFAULT_STRATEGY
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -144,13 +145,14 @@ def _run(command: list[str], log: Path) -> float:
 
 VISION = {"cameras": "", "image_size": 96}  # --observations vision: what the demos record and the policy sees
 EXPERT_NOISE = [0.0]  # --expert-noise: teleop record --expert-noise of the scripted demos
-HOLD_STEPS = [20]  # --hold-steps: teleop record --hold-steps of the recorded demos (steps kept after the first success)
+HOLD_STEPS = [RECORD_HOLD_STEPS]  # --hold-steps: teleop record --hold-steps of the recorded demos (steps kept after the first success)
 
 
 def data_suffix() -> str:
     """What tells a vision cell's (or a noisy expert's) cached demos and run apart from the plain state cell of
     the same slug."""
     noise = f"_noise{EXPERT_NOISE[0]:g}" if EXPERT_NOISE[0] else ""
+    # Demos cached before --hold-steps existed held 20 steps and carry no suffix.
     hold = f"_hold{HOLD_STEPS[0]}" if HOLD_STEPS[0] != 20 else ""
     return (f"_img{VISION['image_size']}_{VISION['cameras'].replace(',', '+')}" if VISION["cameras"] else "") + noise + hold
 
@@ -727,8 +729,9 @@ def main(argv=None) -> int:
                         help="the scripted expert's success per task on the evaluation spawns (run once per task)")
     parser.add_argument("--expert-noise", type=float, default=0.0,
                         help="record the scripted demos with teleop record --expert-noise (DART); 0: without")
-    parser.add_argument("--hold-steps", type=int, default=20,
-                        help="record the demos with teleop record --hold-steps (steps kept after the first success)")
+    parser.add_argument("--hold-steps", type=int, default=HOLD_STEPS[0],
+                        help="record the demos with teleop record --hold-steps (steps kept after the first success; "
+                             "the suite's tables before 2026-12-08 used 20)")
     parser.add_argument("--no-expert", action="store_true", help="do not run the scripted expert's column")
     parser.add_argument("--table-only", action="store_true", help="print the table and plot; run nothing")
     parser.add_argument("--reevaluate", metavar="RESULTS",
@@ -758,8 +761,9 @@ def main(argv=None) -> int:
         EXPERT_NOISE[0] = args.expert_noise
     if args.hold_steps < 0:
         parser.error("--hold-steps: a number of steps >= 0")
-    if args.hold_steps != 20 and args.device == "operator":
-        parser.error("--hold-steps applies to the recorded devices (scripted, humanlike)")
+    if args.hold_steps != HOLD_STEPS[0] and args.device == "operator":
+        parser.error("--hold-steps applies to the recorded devices (scripted, humanlike); the simulated operator "
+                     "holds the live window's --hold-s")
     HOLD_STEPS[0] = args.hold_steps
     if args.observations == "vision":
         VISION.update(cameras=args.cameras, image_size=args.image_size)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from devices.base import DeviceError
+from teleop.env import HOLD_STEPS
 from teleop.errors import EXIT_ERROR, EXIT_FAILED_CHECK, ToolkitError
 from teleop.spawn import DEFAULT_STRATEGY, STRATEGIES
 
@@ -143,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "experiment: on 50 tasks it moved ACT's success both ways (BENCHMARKS.md, \"Demos with "
                           "noise\"); 0: the expert's own actions")
     rec.add_argument("--keep-failures", action="store_true", help="keep failed episodes (marked success=False)")
-    rec.add_argument("--hold-steps", type=int, default=10, help="steps recorded after the first success")
+    rec.add_argument("--hold-steps", type=int, default=HOLD_STEPS,
+                     help=f"steps recorded after the first success (default {HOLD_STEPS}: half a simulated second)")
     rec.add_argument("--max-steps", type=int,
                      help="step limit per episode (default: 500, MetaWorld's horizon, for the scripted devices; "
                           "2000 for a person at keyboard, gamepad or spacemouse; at most 48000)")

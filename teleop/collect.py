@@ -16,7 +16,7 @@ import numpy as np
 
 from devices.base import Device
 from teleop.correction import HAND_BACK_S, Takeover
-from teleop.env import CONTROL_HZ, TaskEnv
+from teleop.env import CONTROL_HZ, HOLD_STEPS, TaskEnv
 from teleop.episode import Episode, episode_files, read_attrs, remove_stale_temporaries
 from teleop.errors import ToolkitError
 from teleop.mapping import ActionMapper
@@ -46,7 +46,7 @@ def spawn_attrs(env: TaskEnv, spawn: Spawn, obs: np.ndarray) -> dict:
 
 
 def run_episode(env: TaskEnv, device: Device, mapper: ActionMapper, obs: np.ndarray,
-                buffer: EpisodeBuffer | None, *, hold_steps: int = 10, pilot=None, takeover=None) -> EpisodeResult:
+                buffer: EpisodeBuffer | None, *, hold_steps: int = HOLD_STEPS, pilot=None, takeover=None) -> EpisodeResult:
     """Step from ``obs`` (just after reset) until success + ``hold_steps`` or the step limit.
 
     With a ``pilot`` (teleop.correction.Pilot) and a ``takeover`` (teleop.correction.Takeover) the
@@ -83,7 +83,7 @@ def run_episode(env: TaskEnv, device: Device, mapper: ActionMapper, obs: np.ndar
 
 
 def record_episode(env: TaskEnv, device: Device, mapper: ActionMapper, buffer: EpisodeBuffer, request: Spawn,
-                   *, hold_steps: int = 10, operator: str = "", session: str = "",
+                   *, hold_steps: int = HOLD_STEPS, operator: str = "", session: str = "",
                    extra_attrs: dict | None = None, pilot=None, takeover=None) -> tuple[EpisodeResult, Episode]:
     """Reset to ``request``, run one episode and return it in memory (not written).
 
@@ -134,7 +134,7 @@ def existing_output(out: Path) -> tuple[int, set[int]]:
 
 def record_headless(device: Device, *, task: str, episodes: int, out: str | Path, seed: int = 0,
                     spawn: str = DEFAULT_STRATEGY, cameras=(), image_size: int = 128, keep_failures: bool = False,
-                    hold_steps: int = 10, max_steps: int = 500, operator: str = "", session: str = "",
+                    hold_steps: int = HOLD_STEPS, max_steps: int = 500, operator: str = "", session: str = "",
                     max_attempts: int | None = None, progress: bool = True, pilot=None,
                     hand_back_s: float = HAND_BACK_S, spawns=None, totals: dict | None = None) -> list[Path]:
     """Record ``episodes`` kept episodes with a device that needs no window (the scripted expert).

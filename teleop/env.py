@@ -27,6 +27,9 @@ from teleop.spawn import Spawn
 CONTROL_HZ = 80.0  # MetaWorld: frame_skip 5 x timestep 0.0025 s
 MAX_STEPS = 500  # MetaWorld's horizon (max_path_length): the scripted expert's clock
 LONGEST_STEPS = 48_000  # the longest episode a TaskEnv allows (10 simulated minutes): a person's slow demo
+# Steps recorded after an episode's first success (half a simulated second): a policy learns where to stop from
+# them. 40 beat 20 and 0 for ACT on 20 scripted demos (BENCHMARKS.md, "How long a demo holds its success").
+HOLD_STEPS = 40
 # Where the Sawyer's mocap target sits relative to the hand body when the arm is at rest (the weld sags
 # under gravity). Measured on pick-place-v3 and reach-v3 over the workspace: x and y within 0.3 mm, z
 # 3.7-4.1 mm. The live window's stop-on-release mapping holds the target here (teleop/mapping.py).

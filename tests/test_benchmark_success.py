@@ -130,15 +130,17 @@ def test_noisy_or_cut_demos_are_recorded_with_their_flags_and_cached_apart(tmp_p
     plain, _ = bench.record_demos(cell, tmp_path, tmp_path / "log.txt")
     bench.EXPERT_NOISE[0] = 0.15  # a fresh module per test: nothing to undo
     noisy, _ = bench.record_demos(cell, tmp_path, tmp_path / "log.txt")
-    assert plain.name == "reach-v3_scripted_stratified_20" and noisy.name == plain.name + "_noise0.15"
+    # 40 steps held after the first success (teleop record's default); the suite's demos before held 20
+    assert plain.name == "reach-v3_scripted_stratified_20_hold40" and noisy.name == plain.name.replace(
+        "_hold40", "_noise0.15_hold40")
     assert "--expert-noise" not in commands[0]
     assert commands[1][commands[1].index("--expert-noise") + 1] == "0.15"
     assert bench.record_demos(cell, tmp_path, tmp_path / "log.txt") == (noisy, 0.0)  # cached: not recorded again
     assert len(commands) == 2
-    assert commands[0][commands[0].index("--hold-steps") + 1] == "20"
-    bench.EXPERT_NOISE[0], bench.HOLD_STEPS[0] = 0.0, 0  # demos cut at the first success: cached apart too
-    cut, _ = bench.record_demos(cell, tmp_path, tmp_path / "log.txt")
-    assert cut.name == plain.name + "_hold0" and commands[2][commands[2].index("--hold-steps") + 1] == "0"
+    assert commands[0][commands[0].index("--hold-steps") + 1] == "40"
+    bench.EXPERT_NOISE[0], bench.HOLD_STEPS[0] = 0.0, 20  # the earlier tables' demos keep their cache names
+    legacy, _ = bench.record_demos(cell, tmp_path, tmp_path / "log.txt")
+    assert legacy.name == "reach-v3_scripted_stratified_20" and commands[2][commands[2].index("--hold-steps") + 1] == "20"
 
 
 def test_training_seeds_share_their_demos_and_the_table_shows_each(tmp_path, monkeypatch):
@@ -164,7 +166,7 @@ def test_training_seeds_share_their_demos_and_the_table_shows_each(tmp_path, mon
     for thread in threads:
         thread.join()
     assert len(recorded) == 1
-    assert {path for path, _ in found} == {tmp_path / "demos" / "reach-v3_scripted_stratified_20"}
+    assert {path for path, _ in found} == {tmp_path / "demos" / "reach-v3_scripted_stratified_20_hold40"}
     assert str(cells[1]) == "reach-v3 x20 scripted/stratified seed 1" and cells[0].key != cells[1].key
 
     # A rerun skips the seeds already in the results; the table shows the mean and each seed.

@@ -10,6 +10,7 @@ import os
 import sys
 import time
 
+from teleop.env import CONTROL_HZ, HOLD_STEPS
 from teleop.errors import ToolkitError
 from teleop.live.pace import HUMAN_DEVICES
 from teleop.spawn import DEFAULT_STRATEGY, FRESH_STRATEGIES
@@ -31,7 +32,7 @@ def add_live_arguments(rec) -> None:
                            "scaled up (software GL on 2 cores: 560 px about 20 fps, 400 px about 33; "
                            "raise it on a machine with a GPU)")
     live.add_argument("--fps", type=float, default=40.0, help="display frame-rate cap")
-    live.add_argument("--hold-s", type=float, default=0.5,
+    live.add_argument("--hold-s", type=float, default=HOLD_STEPS / CONTROL_HZ,
                       help="simulated seconds recorded after the first success")
     live.add_argument("--speed", type=float,
                       help="simulated seconds per wall-clock second, 0.1-1.0 (default: keyboard, gamepad and "
@@ -157,7 +158,8 @@ def add_correct_command(sub) -> None:
     cor.add_argument("--hand-back", type=float, default=HAND_BACK_S, metavar="S",
                      help="seconds without input before the policy drives again")
     cor.add_argument("--keep-failures", action="store_true", help="keep episodes that did not succeed")
-    cor.add_argument("--hold-steps", type=int, default=10, help="headless: steps recorded after the first success")
+    cor.add_argument("--hold-steps", type=int, default=HOLD_STEPS,
+                     help="headless: steps recorded after the first success")
     cor.add_argument("--max-steps", type=int,
                      help="step limit per episode (default: the policy's horizon, and at least 2000 for a person)")
     cor.add_argument("--operator", default="", help="operator name stored in each episode")

@@ -33,7 +33,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from devices.base import Device
-from teleop.env import CONTROL_HZ, TaskEnv
+from teleop.env import CONTROL_HZ, HOLD_STEPS, TaskEnv
 from teleop.correction import HAND_BACK_S
 from teleop.errors import ToolkitError
 from teleop.live.control_loop import ControlLoop
@@ -63,7 +63,7 @@ class LiveConfig:
     view_size: int = 560  # scene side in pixels at start (the window can be resized)
     render_size: int = 400  # most pixels per side rendered; a larger scene is that picture scaled up
     fps: float = 40.0  # display frame-rate cap
-    hold_s: float = 0.5  # an episode ends this long after first success (simulated seconds)
+    hold_s: float = HOLD_STEPS / CONTROL_HZ  # an episode ends this long after first success (simulated seconds)
     max_steps: int = 500  # step limit per episode
     speed: float = 1.0  # simulated seconds per wall-clock second (0.1-1.0); changed live with [ and ]
     practice: bool = False  # nothing is recorded and there is no step limit

@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from teleop.env import CONTROL_HZ, LONGEST_STEPS, MAX_STEPS
+from teleop.env import CONTROL_HZ, HOLD_STEPS, LONGEST_STEPS, MAX_STEPS
 from teleop.errors import ToolkitError
 from teleop.live.pace import HUMAN_DEVICES, HUMAN_MAX_STEPS, SPEED_RANGE
 from teleop.spawn import DEFAULT_STRATEGY, FRESH_STRATEGIES
@@ -87,7 +87,7 @@ class SessionPlan:
     tasks: tuple[TaskBlock, ...]
     max_steps: int = MAX_STEPS
     speed: float | None = None  # the live window's speed; None: the device's default
-    hold_steps: int = 10
+    hold_steps: int = HOLD_STEPS
     attempts_per_spawn: int = 3
     break_every_minutes: float | None = None
     cameras: tuple[str, ...] = ()
@@ -254,7 +254,7 @@ def parse_plan(text: str, path: str | Path = "plan.toml") -> SessionPlan:
     speed = typed("speed", (int, float), None)
     if speed is not None and not SPEED_RANGE[0] <= speed <= SPEED_RANGE[1]:
         fail(f"speed must be in [{SPEED_RANGE[0]}, {SPEED_RANGE[1]}] (a fraction of real time), got {speed}", "speed")
-    hold_steps = typed("hold_steps", int, 10)
+    hold_steps = typed("hold_steps", int, HOLD_STEPS)
     if hold_steps < 0:
         fail(f"hold_steps must be >= 0, got {hold_steps}", "hold_steps")
     attempts = typed("attempts_per_spawn", int, 3)
