@@ -11,7 +11,7 @@
     .venv/bin/python benchmarks/success.py --reevaluate old.jsonl --results new.jsonl --jobs 2   # same runs, new act-eval
 
 One cell = (task, demos, device, spawn):
-1. record ``demos`` episodes with ``teleop record`` (seed 0, 20 steps kept past success, stratified spawns,
+1. record ``demos`` episodes with ``teleop record`` (seed 0, ``--hold-steps`` kept past success: 40 by default, stratified spawns,
    more of them near the faces of the spawn box with ``--spawn chebyshev``, or one spawn with ``--spawn
    fixed``) into a cache folder (reused by later runs); ``--device operator``
    records them instead with the simulated person at the real keyboard window (benchmarks/operators.py,

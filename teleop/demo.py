@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-from teleop.env import HOLD_STEPS
 from teleop.errors import ToolkitError
 
 # Measured on the project's 2-core machine (BENCHMARKS.md, success table): the default ACT recipe
@@ -36,8 +35,7 @@ def run_demo(*, task: str, demos: int, steps: int, minutes: float, eval_episodes
         raise ToolkitError(f"{out_dir} already holds a demo run: choose another --out or delete it")
 
     _stage(1, f"recording {demos} scripted {task} demonstrations on stratified spawns -> {data}")
-    record_headless(ScriptedExpert(task), task=task, episodes=demos, out=data, seed=seed, spawn="stratified",
-                    hold_steps=HOLD_STEPS)
+    record_headless(ScriptedExpert(task), task=task, episodes=demos, out=data, seed=seed, spawn="stratified")
 
     train_minutes = max(1.0, minutes - (time.perf_counter() - started) / 60 - EVAL_RESERVE_MIN)
     _stage(2, f"training ACT for up to {steps} steps or {train_minutes:.1f} minutes -> {run}")
