@@ -8,11 +8,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args, cwd=None, timeout=300, env=None):
-    """Run a console command of this project in a subprocess; returns CompletedProcess."""
+    """Run a console command of this project in a subprocess; returns CompletedProcess.
+
+    env: variables to set on top of this process's; a value of None removes the variable.
+    """
     import subprocess
 
     full_env = dict(os.environ)
-    full_env.update(env or {})
+    for name, value in (env or {}).items():
+        if value is None:
+            full_env.pop(name, None)
+        else:
+            full_env[name] = value
     return subprocess.run([sys.executable, "-m", *args], cwd=cwd or ROOT, capture_output=True, text=True,
                           timeout=timeout, env=full_env)
 

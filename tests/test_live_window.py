@@ -1,9 +1,12 @@
 """The live window loop under SDL's dummy video driver: real threads, real pygame events, real files."""
 
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from cli_helpers import run_cli
 from devices.stand_ins import COMPACT, FakeHid, report  # the fake hidapi that replays reports
@@ -222,6 +225,22 @@ def test_out_of_range_speed_or_step_limit_is_a_one_line_error(tmp_path):
         lines = res.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], res.stderr
     assert not (tmp_path / "x").exists()  # nothing written
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="DISPLAY and WAYLAND_DISPLAY are Linux's")
+def test_no_display_or_an_unreachable_one_is_a_one_line_error_naming_it(tmp_path):
+    """Without these, SDL falls back to an invisible window and the error could not say which display failed."""
+    free = next(n for n in range(4242, 4342) if not Path(f"/tmp/.X11-unix/X{n}").exists()
+                and not Path(f"/tmp/.X{n}-lock").exists())
+    for env, message in (({"DISPLAY": None}, "no display found (neither DISPLAY nor WAYLAND_DISPLAY is set)"),
+                         ({"DISPLAY": f":{free}"}, f"cannot reach the X display DISPLAY=:{free} (")):
+        res = run_cli("teleop.cli", "record", "--device", "keyboard", "--out", str(tmp_path / "x"), timeout=60,
+                      env={"SDL_VIDEODRIVER": None, "WAYLAND_DISPLAY": None, "MUJOCO_GL": "egl",
+                           "TELEOP_CONFIG_DIR": str(tmp_path / "cfg"), **env})
+        assert res.returncode == 2, res.stderr
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], res.stderr
+    assert not episode_files(tmp_path / "x")
 
 
 def test_the_hand_stops_where_the_key_is_released(tmp_path):

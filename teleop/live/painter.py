@@ -227,27 +227,70 @@ class HudPainter:
             frame.blit(surface, at)
 
 
+DISPLAY_TRIES = 5  # an X server still starting (xvfb-run, a loaded machine) refuses the first connections
+DISPLAY_RETRY_S = 0.5
+XVFB_HINT = "or run it under Xvfb (xvfb-run teleop record ...); SDL_VIDEODRIVER=dummy runs it without a window"
+
+
+def _linux_driver() -> Optional[str]:
+    """The SDL video driver the window needs on Linux, from the environment; None lets SDL choose.
+
+    With only DISPLAY set, SDL would otherwise probe Wayland (printing its complaints) and fall back to
+    an invisible offscreen window when the X server cannot be reached, hiding why.
+    """
+    import sys
+
+    if not sys.platform.startswith("linux") or os.environ.get("SDL_VIDEODRIVER") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    if not os.environ.get("DISPLAY"):
+        raise ToolkitError(f"no display found (neither DISPLAY nor WAYLAND_DISPLAY is set): run it on a desktop "
+                           f"session, {XVFB_HINT}")
+    return "x11"
+
+
+def _init_display(driver: Optional[str]) -> None:
+    import time
+
+    import pygame
+
+    if driver is None:
+        pygame.display.init()
+        return
+    os.environ["SDL_VIDEODRIVER"] = driver  # read by SDL at init only
+    try:
+        for attempt in range(DISPLAY_TRIES):
+            try:
+                pygame.display.init()
+                return
+            except pygame.error as error:
+                if attempt == DISPLAY_TRIES - 1:
+                    raise ToolkitError(f"cannot reach the X display DISPLAY={os.environ['DISPLAY']} ({error}): start "
+                                       f"its X server or set DISPLAY to a running one, {XVFB_HINT}") from None
+                time.sleep(DISPLAY_RETRY_S)
+    finally:
+        del os.environ["SDL_VIDEODRIVER"]
+
+
 def open_window(layout: Layout, caption: str):
     """Open the live window (main thread), resizable; one-line errors where there is no display."""
     import pygame
 
     # Only what the window uses: pygame.init() would also open the sound card.
     try:
-        pygame.display.init()
+        _init_display(_linux_driver())
     except pygame.error as error:
-        raise ToolkitError(f"cannot open the teleop window ({error}): run it on a desktop session, or under "
-                           "Xvfb (xvfb-run teleop record ...)") from None
-    if pygame.display.get_driver() in ("offscreen", "dummy") and not os.environ.get("SDL_VIDEODRIVER"):
+        raise ToolkitError(f"cannot open the teleop window ({error}): run it on a desktop session, {XVFB_HINT}") from None
+    driver = pygame.display.get_driver()
+    if driver in ("offscreen", "dummy") and not os.environ.get("SDL_VIDEODRIVER"):
         # SDL fell back to an invisible window: the operator would see nothing.
         pygame.display.quit()
-        raise ToolkitError("no display found (DISPLAY is not set): run it on a desktop session, or under Xvfb "
-                           "(xvfb-run teleop record ...); SDL_VIDEODRIVER=dummy runs it without a window")
+        raise ToolkitError(f"no display found (SDL fell back to its {driver} driver): run it on a desktop session, "
+                           f"{XVFB_HINT}")
     pygame.font.init()
     pygame.joystick.init()
     try:
         screen = pygame.display.set_mode((layout.width, layout.height), pygame.RESIZABLE)
     except pygame.error as error:
-        raise ToolkitError(f"cannot open the teleop window ({error}): run it on a desktop session, or under "
-                           "Xvfb (xvfb-run teleop record ...)") from None
+        raise ToolkitError(f"cannot open the teleop window ({error}): run it on a desktop session, {XVFB_HINT}") from None
     pygame.display.set_caption(caption)
     return screen
