@@ -271,6 +271,10 @@ def _init_display(driver: Optional[str]) -> None:
         del os.environ["SDL_VIDEODRIVER"]
 
 
+def _window_error(error) -> ToolkitError:
+    return ToolkitError(f"cannot open the teleop window ({error}): run it on a desktop session, {XVFB_HINT}")
+
+
 def open_window(layout: Layout, caption: str):
     """Open the live window (main thread), resizable; one-line errors where there is no display."""
     import pygame
@@ -279,7 +283,7 @@ def open_window(layout: Layout, caption: str):
     try:
         _init_display(_linux_driver())
     except pygame.error as error:
-        raise ToolkitError(f"cannot open the teleop window ({error}): run it on a desktop session, {XVFB_HINT}") from None
+        raise _window_error(error) from None
     driver = pygame.display.get_driver()
     if driver in ("offscreen", "dummy") and not os.environ.get("SDL_VIDEODRIVER"):
         # SDL fell back to an invisible window: the operator would see nothing.
@@ -291,6 +295,6 @@ def open_window(layout: Layout, caption: str):
     try:
         screen = pygame.display.set_mode((layout.width, layout.height), pygame.RESIZABLE)
     except pygame.error as error:
-        raise ToolkitError(f"cannot open the teleop window ({error}): run it on a desktop session, {XVFB_HINT}") from None
+        raise _window_error(error) from None
     pygame.display.set_caption(caption)
     return screen
