@@ -54,9 +54,9 @@ ADVICE_EPISODES = 20
 def short_of_data_advice(successes: int, episodes: int, train_episodes: int, steps: int, then: str) -> str | None:
     """A line for a full-length run that succeeds on WEAK_SHARE..GOOD_SHARE of ``episodes`` rollouts, else None.
 
-    What measured best there was data, not flags: the three tasks of the 50-task suite that stopped at 77-90%
-    from 20 scripted demos reached 90-97% from 50 on every training seed, where more than a dozen general
-    recipe changes moved them both ways (BENCHMARKS.md, "Fifty demos at today's default"), and corrections
+    What measured best there was data, not flags: the two tasks of the 50-task suite that stopped at 81-87%
+    from 20 scripted demos reached 90-100% from 50 on every training seed, where more than a dozen general
+    recipe changes moved them both ways (BENCHMARKS.md, "Thirty and fifty demos with 40 held steps"), and corrections
     took bin-picking from 71% to 99%
     (section "Corrections"). Those runs trained act-train's default number of steps; a shorter run may be
     short of training instead, so it gets no advice."""
@@ -66,5 +66,5 @@ def short_of_data_advice(successes: int, episodes: int, train_episodes: int, ste
     if steps < TrainConfig.steps or episodes < ADVICE_EPISODES or not WEAK_SHARE <= share < GOOD_SHARE:
         return None
     return (f"{successes}/{episodes} ({share:.0%}) from {train_episodes} training episodes: where policies "
-            f"stopped like this, more demos helped more than flags (BENCHMARKS.md: 77-90% from 20 scripted demos "
-            f"-> 90-97% from 50); {then}")
+            f"stopped like this, more demos helped more than flags (BENCHMARKS.md: 81-87% from 20 scripted demos "
+            f"-> 90-100% from 50); {then}")
