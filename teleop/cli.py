@@ -1,4 +1,4 @@
-"""The ``teleop`` command: record, inspect, replay.
+"""The ``teleop`` command: record, correct, inspect, replay, sessions, merge, export, render, demo.
 
 Every user-facing problem is a ToolkitError/DeviceError: printed as one line
 ``error: ...`` on stderr with a non-zero exit, never a traceback.
@@ -120,7 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     from teleop.live.cli import add_correct_command, add_devices_command, add_live_arguments
     from teleop.sessions.cli import add_commands as add_session_commands
 
-    parser = argparse.ArgumentParser(prog="teleop", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="teleop", description="Teleoperate MetaWorld's Sawyer, record demonstrations to HDF5 and manage "
+                                   "the datasets (act-train and act-eval train and evaluate on them).",
+        epilog="Start with `teleop record --device keyboard` (or gamepad, spacemouse); `teleop COMMAND --help` "
+               "for each command.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     rec = sub.add_parser("record", help="record demonstrations to HDF5 episode files")
