@@ -5,7 +5,8 @@
 
 Per task, everything with the project's own commands (subprocesses, one thread each):
 
-1. ``teleop record`` 60 scripted demos (seed 0, stratified spawns, 20 steps kept past success); the first
+1. ``teleop record`` 60 scripted demos (seed 0, stratified spawns, the recorder's
+   default steps kept past success: 40 since 2026-12-08, 20 in the rows before); the first
    ``--start-demos`` (10) are the start set.
 2. Round 0: ``act-train`` on the start set (defaults, 3000 steps), ``act-eval`` on 100 unseen spawns
    (seeds 1,000,000+).
@@ -187,7 +188,7 @@ class Task:
             partial = pool.with_name("pool.partial")
             shutil.rmtree(partial, ignore_errors=True)
             _run([sys.executable, "-m", "teleop.cli", "record", "--device", "scripted", "--task", self.task,
-                  "--episodes", str(POOL), "--seed", "0", "--spawn", "stratified", "--hold-steps", "20",
+                  "--episodes", str(POOL), "--seed", "0", "--spawn", "stratified",
                   "--out", str(partial), "--quiet"], self.log)
             partial.rename(pool)
         start = subset(pool, self.work / "demos" / f"start_{args.start_demos}", args.start_demos)

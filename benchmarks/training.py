@@ -14,7 +14,7 @@
    alternating step by step, so both see the same load;
 2. the data-loading share of a step (building the batch from memory, target < 10%);
 3. success on random pick-place-v3 spawns vs training steps: `act-train` on 50 scripted demos
-   (kept 20 steps past success) with --eval-every, and the wall-clock minutes to each point.
+   (the recorder's default steps kept past success: 40 since 2026-12-08, 20 before) with --eval-every, and the wall-clock minutes to each point.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def load() -> str:
 
 def record_demos(out: Path, episodes: int) -> Path:
     subprocess.run([str(ROOT / ".venv/bin/teleop"), "record", "--device", "scripted", "--task", "pick-place-v3",
-                    "--episodes", str(episodes), "--hold-steps", "20", "--out", str(out), "--quiet"], check=True)
+                    "--episodes", str(episodes), "--out", str(out), "--quiet"], check=True)
     return out
 
 
