@@ -217,7 +217,17 @@ class Dataset:
     image_size: tuple[int, int] | None
     skipped: list[str]  # one line per damaged file left out
     idle_dropped: int = 0  # steps left out by drop_idle
-    recorded_by_person: bool = False  # some episode came from a device other than the scripted expert
+    person_rows: int = 0  # rows a person drove (a person's demos, the taken-over rows of their corrections)
+    scripted_rows: int = 0  # rows the scripted expert drove (its demos, and its corrections' taken-over rows)
+
+    @property
+    def recorded_by_person(self) -> bool:
+        """Most of the driven rows, the labels, come from a person (any device but the scripted expert).
+
+        This picks act-train's recipe (CVAE, dropout, the tie-break inference): a few corrections on top of
+        scripted demos leave it the scripted expert's (BENCHMARKS.md, "Corrections on the scripted expert's
+        demos")."""
+        return self.person_rows > 0 and self.person_rows >= self.scripted_rows
 
     @property
     def longest_recorded(self) -> int:
@@ -290,7 +300,7 @@ def load_dataset(folders, *, spec: StateSpec = StateSpec(), cameras: tuple[str, 
 
     episodes, skipped = [], []
     idle_dropped = 0
-    by_person = False
+    driven = {True: 0, False: 0}  # rows driven by a person / by the scripted expert
     task = layout = None
     spawn_low = spawn_high = None
     for path in paths:
@@ -330,7 +340,6 @@ def load_dataset(folders, *, spec: StateSpec = StateSpec(), cameras: tuple[str, 
             intervention = episode.intervention.astype(bool)
             takeovers = takeover_steps(intervention)
         person = episode.attrs.get("device") not in SCRIPTED_DEVICES
-        by_person |= person
         if drop_idle or (drop_idle is None and person):
             keep = ~idle_steps(episode.state, episode.action)
             frames, state, action = np.flatnonzero(keep), state[keep], action[keep]
@@ -343,6 +352,7 @@ def load_dataset(folders, *, spec: StateSpec = StateSpec(), cameras: tuple[str, 
             image_shapes=image_shapes, frames=frames, recorded_steps=episode.num_steps,
             intervention=intervention, takeovers=takeovers,
             spawn_strategy=str(episode.attrs.get("spawn_strategy", ""))))
+        driven[person] += episodes[-1].person_steps
     for problem in skipped:
         warnings.warn(f"skipped a damaged episode: {problem} (pass --strict to stop instead)", stacklevel=2)
     if not episodes:
@@ -357,7 +367,7 @@ def load_dataset(folders, *, spec: StateSpec = StateSpec(), cameras: tuple[str, 
         image_size = sizes.pop()
     return Dataset(task=task, episodes=episodes, spawn_low=spawn_low, spawn_high=spawn_high,
                    spec=spec, cameras=tuple(cameras), image_size=image_size, skipped=skipped,
-                   idle_dropped=idle_dropped, recorded_by_person=by_person)
+                   idle_dropped=idle_dropped, person_rows=driven[True], scripted_rows=driven[False])
 
 
 def check_labels(dataset: Dataset) -> None:

@@ -89,7 +89,14 @@ def load_training_data(train: TrainConfig, dist: Distributed) -> TrainingData:
               f"(weight {train.correction_weight})"
               + (f", and {policy} driven by the policy (weight {train.policy_weight})" if policy else "")
               + f"; {len(dataset.episodes) - len(corrections)} demo episodes", flush=True)
-    elif train.correction_weight != 1.0 or train.drop_before_takeover or train.policy_weight:
+    if dataset.person_rows and dataset.scripted_rows and not train.camera_names and dist.master:
+        # Mixed data: a state policy's recipe (CVAE, dropout, tie-break inference) follows who drove most of it.
+        share = dataset.person_rows / (dataset.person_rows + dataset.scripted_rows)
+        who = "a person's (ACT's CVAE, dropout 0.1)" if dataset.recorded_by_person else \
+            "the scripted expert's (no CVAE, no dropout)"
+        print(f"labels: {dataset.person_rows} steps driven by a person ({share:.0%}), {dataset.scripted_rows} by the "
+              f"scripted expert: trained with {who} defaults; --vae/--no-vae and --dropout set them", flush=True)
+    if not corrections and (train.correction_weight != 1.0 or train.drop_before_takeover or train.policy_weight):
         warnings.warn("--correction-weight, --policy-weight and --drop-before-takeover change nothing: --data "
                       "holds no correction episodes (recorded by `teleop correct`)")
     train_ids, val_ids = split_episodes(len(dataset.episodes), train.val_fraction, train.seed)

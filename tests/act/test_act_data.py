@@ -148,7 +148,9 @@ def test_drop_idle_by_default_only_for_demos_recorded_by_a_person(pick_place_dem
     # Who recorded the data also picks the checkpoint's inference (act.config.default_inference).
     assert auto.recorded_by_person and not kept.recorded_by_person
     both = load_dataset([pick_place_demos, human], drop_idle=None)
-    assert both.recorded_by_person  # one person's episode is enough
+    # The recipe follows who drove most of the rows (test_act_corrections has the mixed cases).
+    assert both.recorded_by_person == (both.person_rows >= both.scripted_rows) and both.person_rows > 0
+    assert both.scripted_rows == sum(e.num_steps for e in kept.episodes)
 
 
 def test_split_is_by_episode_seeded_and_disjoint():
