@@ -28,8 +28,8 @@ LEGACY_BACKBONE = "resnet18"
 def default_inference(recorded_by_person: bool, chunk_size: int) -> dict:
     """How a policy turns its chunks into actions unless told otherwise, as Policy's keyword arguments.
 
-    act-train stores this in the checkpoint, chosen by who recorded the demonstrations, as it chooses
-    whether idle steps are left out; act-eval and training rollouts use it. Measured on held-out spawns
+    act-train stores this in the checkpoint, chosen by who drove most of the labels (Dataset.recorded_by_person),
+    as it chooses the CVAE and dropout; act-eval and training rollouts use it. Measured on held-out spawns
     (seeds 2,000,000+, never the reported ones; BENCHMARKS.md, "Stalls"):
 
     - The scripted expert's demos: open-loop chunks of 5 steps. Its labels are a deterministic plan;

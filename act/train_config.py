@@ -38,12 +38,13 @@ AUTO_MODEL_FLAGS = {
     "lr_backbone": "--lr for a backbone trained from scratch; 1e-5 (ACT's, for a pretrained ResNet) with "
                    "--backbone-weights.",
     "vae": "off for a state policy on the scripted expert's demos (one plan per state: the latent collapses to the "
-           "prior and only adds noise in training; BENCHMARKS.md, \"The CVAE\"), on (ACT's) for demos recorded by "
-           "a person and for camera policies.",
+           "prior and only adds noise in training; BENCHMARKS.md, \"The CVAE\"), on (ACT's) when a person drove "
+           "most of the labels (their demos, or their corrections outweighing the expert's demos) and for camera "
+           "policies.",
     "dropout": "0 for a state policy on the scripted expert's demos (labels without noise, which the network at 0.1 "
                "does not fit: over the 50 tasks at 20 demos 4833 against 4820 successes of 5000 and 42 against 41 "
                "of the 44 mastered tasks at 90 of 100 or more; BENCHMARKS.md, \"Dropout without the CVAE\"), "
-               "0.1 (ACT's) for demos recorded by a person and for camera policies.",
+               "0.1 (ACT's) when a person drove most of the labels and for camera policies.",
 }
 PRETRAINED_LR_BACKBONE = 1e-5
 STATE_LR = 6e-4
