@@ -5,9 +5,8 @@
 
 Per task, everything with the project's own commands (subprocesses, one thread each):
 
-1. ``teleop record`` 60 scripted demos (seed 0, stratified spawns, the recorder's
-   default steps kept past success: 40 since 2026-12-08, 20 in the rows before); the first
-   ``--start-demos`` (10) are the start set.
+1. ``teleop record`` 60 scripted demos (seed 0, stratified spawns, the recorder's default steps kept past
+   success: 40 since 2026-12-08, 20 in the rows before); the first ``--start-demos`` (10) are the start set.
 2. Round 0: ``act-train`` on the start set (defaults, 3000 steps), ``act-eval`` on 100 unseen spawns
    (seeds 1,000,000+).
 3. Rounds 1..``--rounds``: ``act-eval`` of the last round's policy on ``--probe`` (100) spawns of their own

@@ -13,8 +13,9 @@
    loads act/model.py as it was at git revision REV and times its step beside today's in the same process,
    alternating step by step, so both see the same load;
 2. the data-loading share of a step (building the batch from memory, target < 10%);
-3. success on random pick-place-v3 spawns vs training steps: `act-train` on 50 scripted demos
-   (the recorder's default steps kept past success: 40 since 2026-12-08, 20 before) with --eval-every, and the wall-clock minutes to each point.
+3. success on random pick-place-v3 spawns vs training steps: `act-train` on 50 scripted demos (the
+   recorder's default steps kept past success: 40 since 2026-12-08, 20 before) with --eval-every, and
+   the wall-clock minutes to each point.
 """
 
 from __future__ import annotations
