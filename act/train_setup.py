@@ -92,7 +92,7 @@ def load_training_data(train: TrainConfig, dist: Distributed) -> TrainingData:
     if dataset.person_rows and dataset.scripted_rows and not train.camera_names and dist.master:
         # Mixed data: a state policy's recipe (CVAE, dropout, tie-break inference) follows who drove most of it.
         share = dataset.person_rows / (dataset.person_rows + dataset.scripted_rows)
-        who = "a person's (ACT's CVAE, dropout 0.1)" if dataset.recorded_by_person else \
+        who = f"a person's (ACT's CVAE, dropout {ACTConfig.dropout})" if dataset.recorded_by_person else \
             "the scripted expert's (no CVAE, no dropout)"
         print(f"labels: {dataset.person_rows} steps driven by a person ({share:.0%}), {dataset.scripted_rows} by the "
               f"scripted expert: trained with {who} defaults; --vae/--no-vae and --dropout set them", flush=True)

@@ -274,11 +274,11 @@ def test_the_recipe_follows_who_drove_most_of_the_labels(pick_place_demos, corre
     fixes = load_dataset(expert)
     assert fixes.person_rows == 0 and fixes.scripted_rows == person and not fixes.recorded_by_person
     # A person's majority: their corrections outweigh one scripted demo.
-    two = tmp_path / "two"
-    two.mkdir()
-    for path in sorted(pick_place_demos.glob("episode_*.hdf5"))[:1]:
-        (two / path.name).symlink_to(path)
-    assert load_dataset([two, corrections]).recorded_by_person
+    one = tmp_path / "one"
+    one.mkdir()
+    first = sorted(pick_place_demos.glob("episode_*.hdf5"))[0]
+    (one / first.name).symlink_to(first)
+    assert load_dataset([one, corrections]).recorded_by_person
 
 
 @pytest.mark.parametrize("flag, value", [("--correction-weight", "0"), ("--correction-weight", "-1"),
